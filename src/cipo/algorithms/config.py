@@ -1,0 +1,147 @@
+"""The algorithm's hyper-parameters as frozen, validated dataclasses.
+
+``AlgorithmConfig.from_dict`` turns the ``algorithm`` section of the Hydra config (as a plain
+dict) into these objects; an unknown key anywhere, a wrong type or an out-of-range value is a
+``ValueError`` that names the full key (``algorithm.correction.penalty``) and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+from cipo.algorithms.advantages import ADVANTAGE_METHODS
+from cipo.algorithms.losses import KL_ESTIMATORS, LOSS_AGG_MODES
+from cipo.algorithms.replay import ReplayControl
+
+CORRECTION_OBJECTIVES = ("rl", "sft")
+
+
+def _check(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise ValueError(f"{key}: {message}")
+
+
+@dataclass(frozen=True)
+class CorrectionConfig:
+    """The correction stream (method sheet steps 4-9). ``enabled: false`` is plain GRPO."""
+
+    enabled: bool = True
+    coef: float = 1.0  # alpha in L = L_pg(main) + alpha * L_pg(corrections)
+    num_anchors: int = 8
+    samples_per_anchor: int = 8  # M; the method's default is M = G
+    acc_low: float = 0.125
+    acc_high: float = 0.875
+    prefer_band: bool = True
+    penalty: float = 1.0  # lambda, risk-averse shaping
+    reveal_verdict: bool = False
+    objective: str = "rl"  # "sft": supervised loss on successful corrections (rejection sampling)
+    replay: ReplayControl = field(default_factory=ReplayControl)
+
+    def __post_init__(self) -> None:
+        key = "algorithm.correction"
+        _check(self.coef >= 0, f"{key}.coef", f"must be >= 0, got {self.coef}")
+        _check(self.num_anchors >= 0, f"{key}.num_anchors", f"must be >= 0, got {self.num_anchors}")
+        _check(
+            self.samples_per_anchor >= 1, f"{key}.samples_per_anchor", f"must be >= 1, got {self.samples_per_anchor}"
+        )
+        _check(
+            0 <= self.acc_low <= self.acc_high <= 1,
+            f"{key}.acc_low/acc_high",
+            f"need 0 <= acc_low <= acc_high <= 1, got acc_low={self.acc_low}, acc_high={self.acc_high}",
+        )
+        _check(self.penalty >= 0, f"{key}.penalty", f"must be >= 0, got {self.penalty}")
+        _check(
+            self.objective in CORRECTION_OBJECTIVES,
+            f"{key}.objective",
+            f"must be one of {CORRECTION_OBJECTIVES}, got {self.objective!r}",
+        )
+
+
+@dataclass(frozen=True)
+class AlgorithmConfig:
+    """GRPO's knobs plus the correction stream."""
+
+    name: str = "cipo"
+    group_size: int = 8  # G completions per prompt
+    advantage: str = "grpo"
+    clip_low: float = 0.2
+    clip_high: float = 0.2
+    loss_agg: str = "token_mean"
+    kl_coef: float = 0.0
+    kl_estimator: str = "k3"
+    ppo_epochs: int = 1  # mu: passes over each rollout batch
+    num_mini_batches: int = 1  # optimizer steps per pass
+    correction: CorrectionConfig = field(default_factory=CorrectionConfig)
+
+    def __post_init__(self) -> None:
+        key = "algorithm"
+        _check(self.group_size >= 1, f"{key}.group_size", f"must be >= 1, got {self.group_size}")
+        _check(
+            self.advantage in ADVANTAGE_METHODS,
+            f"{key}.advantage",
+            f"must be one of {ADVANTAGE_METHODS}, got {self.advantage!r}",
+        )
+        _check(0 <= self.clip_low < 1, f"{key}.clip_low", f"must be in [0, 1), got {self.clip_low}")
+        _check(self.clip_high >= 0, f"{key}.clip_high", f"must be >= 0, got {self.clip_high}")
+        _check(
+            self.loss_agg in LOSS_AGG_MODES,
+            f"{key}.loss_agg",
+            f"must be one of {LOSS_AGG_MODES}, got {self.loss_agg!r}",
+        )
+        _check(self.kl_coef >= 0, f"{key}.kl_coef", f"must be >= 0, got {self.kl_coef}")
+        _check(
+            self.kl_estimator in KL_ESTIMATORS,
+            f"{key}.kl_estimator",
+            f"must be one of {KL_ESTIMATORS}, got {self.kl_estimator!r}",
+        )
+        _check(self.ppo_epochs >= 1, f"{key}.ppo_epochs", f"must be >= 1, got {self.ppo_epochs}")
+        _check(self.num_mini_batches >= 1, f"{key}.num_mini_batches", f"must be >= 1, got {self.num_mini_batches}")
+
+    @property
+    def updates_per_step(self) -> int:
+        """Optimizer steps per RL step (per Lightning epoch)."""
+        return self.ppo_epochs * self.num_mini_batches
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AlgorithmConfig:
+        return build_dataclass(cls, data, "algorithm")
+
+
+def build_dataclass(cls: type, data: Any, key: str) -> Any:
+    """Strictly build dataclass ``cls`` from a nested dict: unknown keys and bad types fail."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{key}: expected a mapping, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{key}: unknown key(s) {unknown}; known keys: {sorted(known)}")
+    values = {}
+    for name, value in data.items():
+        expected = hints[name]
+        if dataclasses.is_dataclass(expected):
+            values[name] = build_dataclass(expected, value, f"{key}.{name}")
+        else:
+            values[name] = _coerce(value, expected, f"{key}.{name}")
+    try:
+        return cls(**values)
+    except ValueError as error:
+        message = str(error)
+        raise ValueError(message if message.startswith(key) else f"{key}: {message}") from None
+
+
+def _coerce(value: Any, expected: Any, key: str) -> Any:
+    if expected is bool:
+        _check(isinstance(value, bool), key, f"expected true/false, got {value!r}")
+    elif expected is int:
+        _check(isinstance(value, int) and not isinstance(value, bool), key, f"expected an integer, got {value!r}")
+    elif expected is float:
+        _check(
+            isinstance(value, (int, float)) and not isinstance(value, bool), key, f"expected a number, got {value!r}"
+        )
+        return float(value)
+    elif expected is str:
+        _check(isinstance(value, str), key, f"expected a string, got {value!r}")
+    return value

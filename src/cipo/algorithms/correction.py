@@ -1,0 +1,248 @@
+"""CIPO correction stream (method sheet steps 4-10).
+
+Step 4, anchors (``select_anchors``): a difficulty-aware choice of earlier attempts to
+revise. Groups (prompts) with accuracy in [acc_low, acc_high] are preferred; out of them
+``round(rho * K)`` correct attempts (replay) and the rest failed ones.
+Step 5, prompts (``build_correction_prompts``): c = T(q, anchor), a ``str.format`` template
+with fields {problem}, {attempt} and, for the reveal-verdict ablation only, {verdict}.
+Step 7, risk-averse shaping (``shape_correction_rewards``):
+    r_c = s_c - lambda * s_a * (1 - s_c)
+Correction ability (``correction_outcomes``): fix rate, retention, break rate.
+Step 10, the adaptive replay ratio that feeds ``select_anchors``, lives in ``replay.py``.
+
+Our choices (the paper's text was unavailable; see /work/shared/cipo-method.md):
+  * acc_low/acc_high = 1/8, 7/8 and the band test is inclusive (with a 1e-9 tolerance so
+    that acc_low = 1/3 matches a group with 1 of 3 correct).
+  * The correct-anchor target is round-half-up(rho * K). A kind that runs short is topped
+    up with the other kind, except across the extremes: rho = 0 never yields correct
+    anchors (the failed-only ablation) and rho = 1 never yields failed ones.
+  * Within a preference tier anchors are spread over distinct prompts first (one per
+    prompt in a random prompt order, then a second per prompt, ...).
+  * lambda's default (1.0) lives in config (``algorithm.correction.penalty``).
+"""
+
+from __future__ import annotations
+
+import math
+import string
+
+import torch
+from torch import Tensor
+
+_BAND_TOL = 1e-9
+PROMPT_FIELDS: tuple[str, ...] = ("problem", "attempt", "verdict")
+
+
+def _as_bool(x: Tensor, name: str) -> Tensor:
+    """Validate a (N,) bool or 0/1 tensor; return it as detached bool."""
+    if x.dim() != 1:
+        raise ValueError(f"{name} must be 1-D (N,), got shape {tuple(x.shape)}")
+    if x.dtype != torch.bool and not bool(((x == 0) | (x == 1)).all()):
+        raise ValueError(f"{name} must be bool or 0/1, got values {x.unique().tolist()}")
+    return x.detach().bool()
+
+
+def _spread_order(idx: Tensor, group: Tensor, tier: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Order candidates ``idx`` by (tier, round within their group, random position)."""
+    perm = torch.randperm(idx.numel(), generator=generator)
+    idx, group, tier = idx[perm], group[perm], tier[perm]
+    # Round = how many candidates of the same group come earlier in the random order:
+    # a stable sort by group keeps that order, so the rank inside each run is the round.
+    pos = torch.arange(idx.numel())
+    _, by_group = torch.sort(group, stable=True)
+    _, run_len = torch.unique_consecutive(group[by_group], return_counts=True)
+    run_start = torch.repeat_interleave(torch.cumsum(run_len, 0) - run_len, run_len)
+    rnd = torch.empty_like(idx)
+    rnd[by_group] = pos - run_start
+    n = max(idx.numel(), 1)
+    key = (tier * n + rnd) * n + pos
+    return idx[torch.argsort(key)]
+
+
+def select_anchors(
+    success: Tensor,
+    group_size: int,
+    num_anchors: int,
+    replay_ratio: float,
+    acc_low: float = 0.125,
+    acc_high: float = 0.875,
+    prefer_band: bool = True,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, dict[str, float]]:
+    """Pick rollouts to revise.
+
+    Args:
+        success: (N,) bool, group by group (``N = B * G``).
+        group_size: G (>= 1).
+        num_anchors: K, the most anchors to return (>= 0).
+        replay_ratio: rho in [0, 1], the target share of correct anchors.
+        acc_low, acc_high: the preferred band of group accuracy (inclusive).
+        prefer_band: False gives the uniform-choice ablation (no difficulty preference).
+        generator: seeds the random order; same seed, same anchors.
+
+    Returns:
+        indices: (K',) long, K' <= K, rollout rows in ascending order.
+        metrics: ``num_anchors``, ``num_correct_anchors``, ``num_failed_anchors``,
+        ``band_occupancy`` (share of groups in band), ``frac_anchors_in_band``.
+    """
+    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+        raise ValueError(f"group_size must be an int >= 1, got {group_size!r}")
+    if isinstance(num_anchors, bool) or not isinstance(num_anchors, int) or num_anchors < 0:
+        raise ValueError(f"num_anchors must be an int >= 0, got {num_anchors!r}")
+    if not 0.0 <= replay_ratio <= 1.0:
+        raise ValueError(f"replay_ratio must be in [0, 1], got {replay_ratio!r}")
+    for name, value in (("acc_low", acc_low), ("acc_high", acc_high)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    if acc_low > acc_high:
+        raise ValueError(f"acc_low ({acc_low!r}) must be <= acc_high ({acc_high!r})")
+    s = _as_bool(success, "success")
+    n = s.numel()
+    if n % group_size != 0:
+        raise ValueError(f"success length N={n} is not a multiple of group_size={group_size}")
+
+    num_groups = n // group_size
+    acc = s.view(num_groups, group_size).double().mean(dim=1)
+    band = (acc >= acc_low - _BAND_TOL) & (acc <= acc_high + _BAND_TOL)  # (num_groups,)
+    group = torch.arange(n) // group_size
+    in_band = band[group]  # (N,)
+    tier = (~in_band).long() if prefer_band else torch.zeros(n, dtype=torch.long)
+
+    chosen = torch.zeros(0, dtype=torch.long)
+    if num_anchors > 0 and n > 0:
+        order = {}
+        for kind, sel in (("correct", s), ("failed", ~s)):
+            idx = sel.nonzero(as_tuple=True)[0]
+            order[kind] = _spread_order(idx, group[idx], tier[idx], generator)
+        want_c = math.floor(replay_ratio * num_anchors + 0.5)
+        n_c = min(want_c, order["correct"].numel())
+        n_f = min(num_anchors - want_c, order["failed"].numel())
+        spare = num_anchors - n_c - n_f
+        if replay_ratio < 1.0:  # top up with failed ones (never in the correct-only extreme)
+            extra = min(spare, order["failed"].numel() - n_f)
+            n_f, spare = n_f + extra, spare - extra
+        if replay_ratio > 0.0:  # ... and with correct ones (never in the failed-only one)
+            n_c += min(spare, order["correct"].numel() - n_c)
+        chosen = torch.cat([order["correct"][:n_c], order["failed"][:n_f]]).sort().values
+
+    k = chosen.numel()
+    metrics = {
+        "num_anchors": float(k),
+        "num_correct_anchors": float(s[chosen].sum().item()),
+        "num_failed_anchors": float(k - s[chosen].sum().item()),
+        "band_occupancy": float(band.double().mean().item()) if num_groups else 0.0,
+        "frac_anchors_in_band": float(in_band[chosen].double().mean().item()) if k else 0.0,
+    }
+    return chosen, metrics
+
+
+def _template_fields(template: str) -> set[str]:
+    """Top-level field names in a ``str.format`` template (nested specs included)."""
+    names: set[str] = set()
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as err:
+        raise ValueError(f"template is not a valid str.format template: {err}") from err
+    for _, name, spec, _ in parsed:
+        if name is None:
+            continue
+        # "problem.attr" / "problem[0]" still refer to the field "problem".
+        names.add(name.split(".", 1)[0].split("[", 1)[0])
+        if spec:
+            names |= _template_fields(spec)
+    return names
+
+
+def build_correction_prompts(
+    problems: list[str],
+    attempts: list[str],
+    template: str,
+    verdicts: list[bool] | None = None,
+    verdict_words: tuple[str, str] = ("correct", "incorrect"),
+) -> list[str]:
+    """Fill the correction template once per anchor.
+
+    Args:
+        problems, attempts: one per anchor (same length K).
+        template: ``str.format`` template using {problem}, {attempt} and optionally
+            {verdict}; write literal braces as ``{{`` / ``}}``.
+        verdicts: anchor correctness, required iff the template uses {verdict} (passing
+            them to a template without {verdict} is an error: it would silently turn the
+            reveal-verdict ablation off).
+        verdict_words: the words for True / False.
+
+    Returns:
+        K prompt strings. Braces inside problems and attempts are kept verbatim.
+    """
+    used = _template_fields(template)
+    unknown = sorted(used - set(PROMPT_FIELDS))
+    if unknown:
+        raise ValueError(f"template uses unknown field(s) {unknown}; allowed fields are {list(PROMPT_FIELDS)}")
+    if "verdict" in used and verdicts is None:
+        raise ValueError("template uses {verdict} but verdicts is None")
+    if "verdict" not in used and verdicts is not None:
+        raise ValueError("verdicts were given but template has no {verdict} field")
+    if len(problems) != len(attempts):
+        raise ValueError(f"problems and attempts must have the same length, got {len(problems)} and {len(attempts)}")
+    if verdicts is not None and len(verdicts) != len(problems):
+        raise ValueError(f"verdicts must have one entry per problem ({len(problems)}), got {len(verdicts)}")
+    if len(verdict_words) != 2:
+        raise ValueError(f"verdict_words must be a pair (true_word, false_word), got {verdict_words!r}")
+    out = []
+    for i, (problem, attempt) in enumerate(zip(problems, attempts)):
+        values = {"problem": problem, "attempt": attempt}
+        if verdicts is not None:
+            values["verdict"] = verdict_words[0] if verdicts[i] else verdict_words[1]
+        out.append(template.format(**values))
+    return out
+
+
+def _paired(anchor_success: Tensor, correction_success: Tensor) -> tuple[Tensor, Tensor]:
+    s_a = _as_bool(anchor_success, "anchor_success")
+    s_c = _as_bool(correction_success, "correction_success")
+    if s_a.shape != s_c.shape:
+        raise ValueError(f"anchor_success {tuple(s_a.shape)} and correction_success {tuple(s_c.shape)} differ in shape")
+    return s_a, s_c
+
+
+def shape_correction_rewards(anchor_success: Tensor, correction_success: Tensor, penalty: float) -> Tensor:
+    """Risk-averse correction reward r = s_c - penalty * s_a * (1 - s_c).
+
+    Args:
+        anchor_success: (K*M,) bool, the anchor's success repeated for each of its revisions.
+        correction_success: (K*M,) bool, each revision's success.
+        penalty: lambda >= 0; breaking a correct anchor costs lambda (0 turns shaping off).
+
+    Returns:
+        (K*M,) float32 rewards.
+    """
+    if penalty < 0:
+        raise ValueError(f"penalty must be >= 0, got {penalty!r}")
+    s_a, s_c = _paired(anchor_success, correction_success)
+    s_a, s_c = s_a.float(), s_c.float()
+    return s_c - penalty * s_a * (1.0 - s_c)
+
+
+def correction_outcomes(anchor_success: Tensor, correction_success: Tensor) -> dict[str, float | None]:
+    """Correction ability over (K*M,) paired anchor / revision successes.
+
+    Returns counts ``num_from_wrong``, ``num_from_right``, ``num_fixed``, ``num_kept``,
+    ``num_broken`` and rates ``fix_rate`` (wrong -> right), ``retention`` (right -> right),
+    ``break_rate`` (right -> wrong), ``accuracy_delta`` (revision minus anchor accuracy);
+    a rate is None when its denominator is 0.
+    """
+    s_a, s_c = _paired(anchor_success, correction_success)
+    from_wrong, from_right = int((~s_a).sum()), int(s_a.sum())
+    fixed, kept = int((~s_a & s_c).sum()), int((s_a & s_c).sum())
+    n = s_a.numel()
+    return {
+        "num_from_wrong": float(from_wrong),
+        "num_from_right": float(from_right),
+        "num_fixed": float(fixed),
+        "num_kept": float(kept),
+        "num_broken": float(from_right - kept),
+        "fix_rate": fixed / from_wrong if from_wrong else None,
+        "retention": kept / from_right if from_right else None,
+        "break_rate": (from_right - kept) / from_right if from_right else None,
+        "accuracy_delta": (int(s_c.sum()) - from_right) / n if n else None,
+    }

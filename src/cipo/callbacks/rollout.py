@@ -1,0 +1,164 @@
+"""RolloutCallback: generation, verification and correction episodes around every RL step.
+
+    on_train_start        validate the initial policy (val/* at step 0)
+    on_train_epoch_start  prompts -> collect_round -> pl_module.rollout_batch; log rollout/*
+    on_train_epoch_end    hand weights to the engine, update the replay ratio, validate
+                          every ``val_every`` epochs (and after the last one)
+
+The callback owns the engine and the replay controller state; both the state and the
+sampler position are saved in checkpoints.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+
+from cipo.algorithms.config import AlgorithmConfig
+from cipo.algorithms.replay import ReplayState, initial_replay_state, update_replay_ratio
+from cipo.rollout.collect import collect_round
+from cipo.rollout.engine import RolloutEngine, SamplingSettings
+from cipo.rollout.evaluate import evaluate_records
+from cipo.verifiers import Verifier
+
+EngineFactory = Callable[..., RolloutEngine]
+
+
+class RolloutCallback(L.Callback):
+    def __init__(
+        self,
+        engine: EngineFactory,
+        verifier: Verifier,
+        algorithm: AlgorithmConfig,
+        sampling: SamplingSettings,
+        seed: int = 0,
+        val_every: int = 10,
+        val_samples: int = 4,
+        val_max_problems: int | None = None,
+        val_correction: bool = True,
+        num_samples_logged: int = 4,
+    ) -> None:
+        if val_every < 0 or val_samples < 1:
+            raise ValueError(f"need val_every >= 0 and val_samples >= 1, got {val_every}, {val_samples}")
+        self.engine_factory, self.engine = engine, None
+        self.verifier, self.algorithm, self.sampling = verifier, algorithm, sampling
+        self.seed, self.val_every, self.val_samples = seed, val_every, val_samples
+        self.val_max_problems, self.val_correction = val_max_problems, val_correction
+        self.num_samples_logged = num_samples_logged
+        self.replay = initial_replay_state(algorithm.correction.replay)
+        self.last_validation: dict[str, float] = {}
+        self._epoch_started = 0.0
+
+    # --- hooks ----------------------------------------------------------------------
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.engine is None:
+            self.engine = self.engine_factory(model=pl_module.policy, tokenizer=pl_module.tokenizer)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.val_every and trainer.current_epoch == 0:
+            self._validate(trainer, pl_module, completed_steps=0)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_started = time.perf_counter()
+        datamodule = trainer.datamodule
+        template = (
+            datamodule.verdict_template if self.algorithm.correction.reveal_verdict else datamodule.correction_template
+        )
+        batch = collect_round(
+            self.engine,
+            pl_module.tokenizer,
+            self.verifier,
+            datamodule.next_prompts(),
+            self.algorithm,
+            self.sampling,
+            template,
+            self.replay.ratio,
+            seed=self._seed(trainer.current_epoch),
+            step=trainer.current_epoch,
+            num_samples_logged=self.num_samples_logged,
+        )
+        pl_module.rollout_batch = batch
+        batch.metrics["correction/replay_ratio"] = self.replay.ratio
+        batch.metrics["time/rollout_s"] = time.perf_counter() - self._epoch_started
+        # "step" sets the x-axis of these epoch-level points to the RL step index.
+        pl_module.log_dict({**batch.metrics, "step": float(trainer.current_epoch)}, on_step=False, on_epoch=True)
+        pl_module.log(
+            "acc", batch.metrics["rollout/accuracy"], on_step=False, on_epoch=True, prog_bar=True, logger=False
+        )
+        self._log_samples(trainer, batch.samples, trainer.current_epoch)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        train_started = time.perf_counter()
+        batch = pl_module.rollout_batch
+        sync_started = time.perf_counter()
+        self.engine.sync_weights()
+        metrics = {"time/sync_s": time.perf_counter() - sync_started}
+        retention = batch.metrics.get("correction/retention") if batch is not None else None
+        if self.algorithm.correction.enabled:
+            self.replay = update_replay_ratio(self.replay, retention, self.algorithm.correction.replay)
+        epoch = trainer.current_epoch
+        last = epoch + 1 >= (trainer.max_epochs or 0)
+        if self.val_every and ((epoch + 1) % self.val_every == 0 or last):
+            self._validate(trainer, pl_module, completed_steps=epoch + 1)
+        metrics["time/step_s"] = time.perf_counter() - self._epoch_started
+        metrics["time/train_s"] = (
+            train_started - self._epoch_started - (batch.metrics["time/rollout_s"] if batch else 0)
+        )
+        pl_module.log_dict(metrics, on_step=False, on_epoch=True)
+        pl_module.rollout_batch = None  # release the tensors; a stale batch must never be reused
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"replay": self.replay.as_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.replay = ReplayState.from_dict(state_dict["replay"])
+
+    # --- pieces ---------------------------------------------------------------------
+
+    def _seed(self, epoch: int) -> int:
+        return self.seed * 1_000_003 + epoch * 7 + 1
+
+    def _validate(self, trainer: L.Trainer, pl_module: L.LightningModule, completed_steps: int) -> None:
+        """Held-out metrics of the current policy, logged at x = RL steps completed so far.
+
+        Logged straight to the loggers (not through ``self.log``) so that the curve starts
+        at x = 0 with the initial policy and each point sits at the step it measures.
+        """
+        datamodule = trainer.datamodule
+        records = datamodule.heldout_records[: self.val_max_problems]
+        if not records:
+            return
+        started = time.perf_counter()
+        results = evaluate_records(
+            self.engine,
+            records,
+            self.verifier,
+            self.sampling,
+            num_samples=self.val_samples,
+            seed=self.seed * 1_000_003 - 1,  # the same samples' randomness at every validation
+            correction_template=datamodule.correction_template if self.val_correction else None,
+        )
+        metrics = {f"val/{name}": value for name, value in results.items()}
+        metrics["time/val_s"] = time.perf_counter() - started
+        self.last_validation = metrics
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=completed_steps)
+        if completed_steps > 0:  # the progress bar shows the latest held-out accuracy
+            pl_module.log("val_acc", metrics["val/accuracy"], on_step=False, on_epoch=True, prog_bar=True, logger=False)
+
+    def _log_samples(self, trainer: L.Trainer, samples: list[dict[str, str]], step: int) -> None:
+        """A few (prompt, attempt, correction, verdict) rows as a Markdown table in TensorBoard."""
+        if not samples:
+            return
+        columns = list(samples[0])
+        escape = lambda text: text.replace("|", "\\|").replace("\n", "⏎")  # noqa: E731
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(escape(str(row.get(c, ""))) for c in columns) + " |" for row in samples]
+        for logger in trainer.loggers:
+            experiment = getattr(logger, "experiment", None)
+            if hasattr(experiment, "add_text"):
+                experiment.add_text("samples/rollouts", "\n".join(lines), global_step=step)

@@ -1,0 +1,68 @@
+"""The built-in policy's tokenizer and architecture.
+
+A character-level tokenizer (every printable ASCII character and newline is one token) and a
+small Qwen2 causal LM with tied embeddings: both are ordinary transformers objects, saved with
+``save_pretrained`` and loadable by any tool that reads a Hugging Face folder (vLLM included).
+The trained weights ship in ``cipo/assets/builtin_policy`` and are produced by
+``scripts/build_builtin_policy.py``.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast, Qwen2Config
+
+PAD, EOS, UNK = "<pad>", "</s>", "<unk>"
+SPECIAL_TOKENS = (PAD, EOS, UNK)
+CHARSET = "\n" + "".join(chr(code) for code in range(32, 127))
+
+# Sizes measured on a 2-core CPU (see the build script's docstring for the choice).
+ARCHITECTURES: dict[str, dict[str, int]] = {
+    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=192),
+    "small": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=384),
+    "base": dict(hidden_size=192, num_hidden_layers=6, num_attention_heads=6, intermediate_size=576),
+}
+
+
+def builtin_policy_dir() -> Path:
+    """Folder of the shipped, warm-started policy (inside the installed package)."""
+    return Path(str(files("cipo") / "assets" / "builtin_policy"))
+
+
+def build_tokenizer(model_max_length: int = 512) -> PreTrainedTokenizerFast:
+    """Character-level fast tokenizer; ids 0..2 are <pad>, </s>, <unk>."""
+    vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS)}
+    for char in CHARSET:
+        vocab[char] = len(vocab)
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    backend.decoder = decoders.Fuse()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token=PAD,
+        eos_token=EOS,
+        unk_token=UNK,
+        model_max_length=model_max_length,
+        clean_up_tokenization_spaces=False,
+    )
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def build_config(architecture: str, vocab_size: int, max_positions: int = 512) -> Qwen2Config:
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {architecture!r}")
+    shape = ARCHITECTURES[architecture]
+    return Qwen2Config(
+        vocab_size=vocab_size,
+        num_key_value_heads=shape["num_attention_heads"],
+        max_position_embeddings=max_positions,
+        tie_word_embeddings=True,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=1,
+        **shape,
+    )

@@ -1,0 +1,230 @@
+"""CIPOModule: the policy, the combined loss and the optimizer; no rollout, no vLLM.
+
+One Lightning epoch is one RL step. ``RolloutCallback`` hands the step's ``RolloutBatch`` over
+in ``on_train_epoch_start`` (``self.rollout_batch``); the train dataloader yields only update
+indices (``ppo_epochs * num_mini_batches`` per epoch), and each ``training_step`` makes one
+optimizer step over one mini-batch, accumulating gradients over micro-batches:
+
+    loss = L_pg(main) + alpha * (L_pg(corrections) or NLL(successful corrections)) + beta * KL
+
+Each stream is reduced separately (``aggregate_loss``) and normalised by its count over the
+whole mini-batch, so the micro-batch size changes memory, never the gradient.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterable
+
+import lightning as L
+import torch
+
+from cipo.algorithms.config import AlgorithmConfig
+from cipo.algorithms.logprobs import token_entropy, token_logprobs
+from cipo.algorithms.losses import aggregate_loss, clipped_surrogate, kl_penalty, loss_denominator, sft_nll
+from cipo.types import RolloutBatch
+
+OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
+SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
+
+
+class CIPOModule(L.LightningModule):
+    def __init__(
+        self,
+        policy: torch.nn.Module,
+        tokenizer,
+        algorithm: AlgorithmConfig,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        micro_batch_size: int = 32,
+        max_grad_norm: float = 1.0,
+        temperature: float = 1.0,
+        max_new_tokens: int = 64,
+        max_consecutive_skips: int = 5,
+    ) -> None:
+        super().__init__()
+        if micro_batch_size < 1:
+            raise ValueError(f"module.micro_batch_size must be >= 1, got {micro_batch_size}")
+        self.automatic_optimization = False
+        self.policy = policy
+        self.tokenizer = tokenizer
+        self.algorithm = algorithm
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.micro_batch_size, self.max_grad_norm = micro_batch_size, max_grad_norm
+        self.temperature = temperature if temperature > 0 else 1.0
+        self.max_new_tokens = max_new_tokens
+        self.max_consecutive_skips = max_consecutive_skips
+        self.rollout_batch: RolloutBatch | None = None
+        self.skipped_steps = 0
+        self._consecutive_skips = 0
+        # The frozen reference is a copy of the initial policy: kept out of the registered
+        # modules so checkpoints do not store it twice; rebuilt from the policy on load.
+        self._reference: torch.nn.Module | None = None
+        self.policy.train()
+
+    def setup(self, stage: str) -> None:
+        if self.algorithm.kl_coef > 0 and self._reference is None:
+            self._reference = copy.deepcopy(self.policy).eval().requires_grad_(False)
+
+    def on_fit_start(self) -> None:
+        if self._reference is not None:
+            self._reference.to(self.device)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.policy.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
+
+    def training_step(self, update_index: torch.Tensor, batch_idx: int) -> None:
+        batch = self._current_batch()
+        if batch.old_logprobs is None and self.algorithm.updates_per_step > 1:
+            batch.old_logprobs = self._policy_logprobs(batch)
+        update = int(update_index)
+        rows = self._mini_batch_rows(len(batch), update)
+        mini = batch.select(rows)
+        denominators = self._denominators(mini)
+        optimizer = self.optimizers()
+        optimizer.zero_grad(set_to_none=True)
+        totals: dict[str, float] = {}
+        for start in range(0, len(mini), self.micro_batch_size):
+            micro = mini.select(torch.arange(start, min(start + self.micro_batch_size, len(mini))))
+            loss, stats = self._micro_batch_loss(micro, denominators)
+            self.manual_backward(loss)
+            for name, value in stats.items():
+                totals[name] = totals.get(name, 0.0) + value
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+        self._optimizer_step(optimizer, grad_norm)
+        metrics = self._finish_metrics(totals, denominators, float(grad_norm), optimizer)
+        self.log_dict(metrics, on_step=True, on_epoch=False)
+        self.log("loss", metrics["train/loss"], on_step=True, prog_bar=True, logger=False)
+
+    # --- pieces -------------------------------------------------------------------------
+
+    def _current_batch(self) -> RolloutBatch:
+        batch = self.rollout_batch
+        if batch is None or batch.step != self.current_epoch:
+            have = None if batch is None else batch.step
+            raise RuntimeError(
+                f"no rollout batch for epoch {self.current_epoch} (have one for {have}): the "
+                "RolloutCallback must be in trainer.callbacks; it generates at every epoch start"
+            )
+        return batch
+
+    def _mini_batch_rows(self, num_rows: int, update: int) -> torch.Tensor:
+        """Rows of mini-batch ``update % num_mini_batches``, reshuffled every PPO epoch."""
+        num_mini = self.algorithm.num_mini_batches
+        if num_mini == 1:
+            return torch.arange(num_rows)
+        generator = torch.Generator().manual_seed(self.current_epoch * 1000 + update // num_mini)
+        order = torch.randperm(num_rows, generator=generator)
+        return order.chunk(num_mini)[update % num_mini]
+
+    def _stream_masks(self, batch: RolloutBatch) -> dict[str, torch.Tensor]:
+        corr, sft = batch.is_correction[:, None], batch.sft_mask[:, None]
+        return {
+            "main": batch.loss_mask * ~corr,
+            "correction": batch.loss_mask * (corr & ~sft),
+            "sft": batch.loss_mask * sft,
+        }
+
+    def _denominators(self, batch: RolloutBatch) -> dict[str, float]:
+        masks = self._stream_masks(batch)
+        mode = self.algorithm.loss_agg
+        found = {name: loss_denominator(mask, mode) for name, mask in masks.items() if name != "sft"}
+        found["sft"] = float(masks["sft"].sum())
+        found["all"] = loss_denominator(batch.loss_mask, mode)
+        found["tokens"] = float(batch.loss_mask.sum())
+        return found
+
+    def _forward_logits(self, module: torch.nn.Module, batch: RolloutBatch) -> torch.Tensor:
+        input_ids, attention_mask = batch.input_ids.to(self.device), batch.attention_mask.to(self.device)
+        return module(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    @torch.no_grad()
+    def _policy_logprobs(self, batch: RolloutBatch) -> torch.Tensor:
+        chunks = []
+        for start in range(0, len(batch), self.micro_batch_size):
+            micro = batch.select(torch.arange(start, min(start + self.micro_batch_size, len(batch))))
+            logits = self._forward_logits(self.policy, micro)
+            chunks.append(token_logprobs(logits, micro.input_ids.to(self.device), self.temperature).cpu())
+        width = batch.input_ids.shape[1]
+        return torch.cat([torch.nn.functional.pad(c, (0, width - c.shape[1])) for c in chunks])
+
+    def _micro_batch_loss(self, micro: RolloutBatch, denominators: dict[str, float]):
+        algo, device = self.algorithm, self.device
+        logits = self._forward_logits(self.policy, micro)
+        logprobs = token_logprobs(logits, micro.input_ids.to(device), self.temperature)
+        old = logprobs.detach() if micro.old_logprobs is None else micro.old_logprobs.to(device)
+        masks = {name: mask.to(device) for name, mask in self._stream_masks(micro).items()}
+        rl_mask = masks["main"] + masks["correction"]
+        per_token, clip_stats = clipped_surrogate(
+            logprobs, old, micro.advantages.to(device), rl_mask, algo.clip_low, algo.clip_high
+        )
+        agg = dict(mode=algo.loss_agg, max_len=self.max_new_tokens)
+        pg_main = aggregate_loss(per_token, masks["main"], denominator=denominators["main"] or None, **agg)
+        pg_corr = aggregate_loss(per_token, masks["correction"], denominator=denominators["correction"] or None, **agg)
+        sft = sft_nll(logprobs, masks["sft"], denominator=denominators["sft"] or None)
+        loss = pg_main + algo.correction.coef * (pg_corr + sft)
+        loss_mask = micro.loss_mask.to(device)
+        stats = {
+            "pg_loss": float(pg_main.detach()),
+            "correction_loss": float((pg_corr + sft).detach()),
+            "entropy_sum": float((token_entropy(logits, self.temperature) * loss_mask).sum()),
+            "logprob_diff_sum": float(((logprobs.detach() - micro.engine_logprobs.to(device)).abs() * loss_mask).sum()),
+            **{f"{name}_sum": value * float(rl_mask.sum()) for name, value in clip_stats.items()},
+            "rl_tokens": float(rl_mask.sum()),
+        }
+        if algo.kl_coef > 0:
+            with torch.no_grad():
+                ref_logprobs = token_logprobs(
+                    self._forward_logits(self._reference, micro), micro.input_ids.to(device), self.temperature
+                )
+            kl = aggregate_loss(
+                kl_penalty(logprobs, ref_logprobs, algo.kl_estimator),
+                loss_mask,
+                denominator=denominators["all"] or None,
+                **agg,
+            )
+            loss = loss + algo.kl_coef * kl
+            stats["kl"] = float(kl.detach())
+        stats["loss"] = float(loss.detach())
+        return loss, stats
+
+    def _optimizer_step(self, optimizer, grad_norm: torch.Tensor) -> None:
+        """Step, or skip a non-finite gradient (counted; K in a row stop the run)."""
+        if math.isfinite(float(grad_norm)):
+            self._consecutive_skips = 0
+            optimizer.step()
+            scheduler = self.lr_schedulers()
+            if scheduler is not None:
+                scheduler.step()
+            return
+        optimizer.zero_grad(set_to_none=True)
+        self.skipped_steps += 1
+        self._consecutive_skips += 1
+        if self._consecutive_skips >= self.max_consecutive_skips:
+            raise RuntimeError(
+                f"{self._consecutive_skips} optimizer steps in a row had a non-finite gradient; "
+                "lower the learning rate or check the data (module.max_consecutive_skips)"
+            )
+
+    def _finish_metrics(self, totals, denominators, grad_norm: float, optimizer) -> dict[str, float]:
+        tokens, rl_tokens = max(denominators["tokens"], 1.0), max(totals.get("rl_tokens", 0.0), 1.0)
+        metrics = {
+            "train/loss": totals["loss"],
+            "train/pg_loss": totals["pg_loss"],
+            "train/correction_loss": totals["correction_loss"],
+            "train/grad_norm": grad_norm,
+            "train/lr": optimizer.param_groups[0]["lr"],
+            "train/entropy": totals["entropy_sum"] / tokens,
+            "train/skipped_steps": float(self.skipped_steps),
+            "rollout/logprob_diff_mean": totals["logprob_diff_sum"] / tokens,
+            "train/tokens": denominators["tokens"],
+        }
+        for name in ("clipfrac", "clipfrac_low", "clipfrac_high", "ratio_mean", "approx_kl"):
+            metrics[f"train/{name}"] = totals.get(f"{name}_sum", 0.0) / rl_tokens
+        if "kl" in totals:
+            metrics["train/kl"] = totals["kl"]
+        return metrics

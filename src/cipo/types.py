@@ -1,0 +1,103 @@
+"""Dataclasses that cross module boundaries.
+
+Shapes: ``N`` is the number of sequences in a batch, ``T`` the padded token length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import torch
+
+
+class VerifyStatus(str, Enum):
+    """Why a completion got the reward it got. ``skipped`` is never a reward or a penalty."""
+
+    OK = "ok"
+    WRONG = "wrong"
+    NO_ANSWER = "no_answer"
+    MALFORMED = "malformed"
+    SKIPPED = "skipped"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class VerifierResult:
+    success: bool
+    reward: float
+    status: VerifyStatus
+    feedback: str = ""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One problem: what the policy sees and what the verifier checks against."""
+
+    id: str
+    prompt: str
+    reference: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sampled continuation of a prompt.
+
+    ``token_ids`` are the generated ids without padding (EOS included if it was sampled);
+    ``logprobs`` the sampling engine's log-probabilities of those ids, one per id.
+    """
+
+    text: str
+    token_ids: list[int]
+    logprobs: list[float]
+    finished: bool
+
+
+@dataclass
+class RolloutBatch:
+    """Everything one RL step trains on, already tokenised and padded.
+
+    Tensors (``N`` sequences, ``T`` tokens; prompt + completion, left-aligned, right padded):
+      input_ids        (N, T) long
+      attention_mask   (N, T) long   1 on real tokens
+      loss_mask        (N, T) float  1 on completion tokens that the loss sees
+      advantages       (N,)   float  one scalar per sequence
+      is_correction    (N,)   bool   True for correction episodes
+      sft_mask         (N,)   bool   sequences trained with a supervised loss instead of RL
+      engine_logprobs  (N, T) float  the engine's sampling logprobs (for is_weights / diffs)
+      old_logprobs     (N, T) float  the trainer's logprobs before this step's first update;
+                                     None until the module computes them (only needed when
+                                     one rollout batch feeds several optimizer steps)
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    loss_mask: torch.Tensor
+    advantages: torch.Tensor
+    is_correction: torch.Tensor
+    sft_mask: torch.Tensor
+    engine_logprobs: torch.Tensor
+    old_logprobs: torch.Tensor | None = None
+    step: int = -1
+    metrics: dict[str, float] = field(default_factory=dict)
+    samples: list[dict[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    def select(self, index: torch.Tensor) -> RolloutBatch:
+        """Rows ``index`` of every tensor field (metadata is not copied)."""
+        return RolloutBatch(
+            input_ids=self.input_ids[index],
+            attention_mask=self.attention_mask[index],
+            loss_mask=self.loss_mask[index],
+            advantages=self.advantages[index],
+            is_correction=self.is_correction[index],
+            sft_mask=self.sft_mask[index],
+            engine_logprobs=self.engine_logprobs[index],
+            old_logprobs=None if self.old_logprobs is None else self.old_logprobs[index],
+            step=self.step,
+        )

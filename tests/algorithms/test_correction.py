@@ -1,0 +1,218 @@
+"""CIPO correction stream: anchors, prompts, shaping, outcomes."""
+
+import pytest
+import torch
+
+from cipo.algorithms.correction import (
+    build_correction_prompts,
+    correction_outcomes,
+    select_anchors,
+    shape_correction_rewards,
+)
+
+
+def _b(*xs):
+    return torch.tensor(xs, dtype=torch.bool)
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+# groups of 4: acc 0.25 (in band), 1.0, 0.0, 0.5 (in band)
+MIXED = _b(1, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0)
+
+
+# ----------------------------------------------------------------------- anchors
+@pytest.mark.parametrize("seed", range(5))
+def test_band_preference_and_spread(seed):
+    idx, m = select_anchors(MIXED, 4, num_anchors=4, replay_ratio=0.5, generator=_gen(seed))
+    chosen = idx.tolist()
+    assert chosen == sorted(chosen)
+    correct = [i for i in chosen if MIXED[i]]
+    failed = [i for i in chosen if not MIXED[i]]
+    assert correct[0] == 0 and correct[1] in (12, 13)  # one per in-band prompt
+    assert failed[0] in (1, 2, 3) and failed[1] in (14, 15)
+    assert m == {
+        "num_anchors": 4.0,
+        "num_correct_anchors": 2.0,
+        "num_failed_anchors": 2.0,
+        "band_occupancy": 0.5,
+        "frac_anchors_in_band": 1.0,
+    }
+
+
+def test_uniform_choice_reaches_out_of_band():
+    out_of_band = set()
+    for seed in range(20):
+        idx, _ = select_anchors(MIXED, 4, 4, 0.5, prefer_band=False, generator=_gen(seed))
+        out_of_band |= {i // 4 for i in idx.tolist()} & {1, 2}
+    assert out_of_band == {1, 2}
+
+
+def test_band_is_exhausted_before_falling_back():
+    # 3 failed in band (group 0) but 5 failed wanted: the other 2 come from group 2.
+    idx, m = select_anchors(MIXED, 4, 5, 0.0, generator=_gen(0))
+    groups = [i // 4 for i in idx.tolist()]
+    assert sorted(i for i in idx.tolist() if i // 4 in (0, 3)) == [1, 2, 3, 14, 15]
+    assert m["num_anchors"] == 5.0 and m["frac_anchors_in_band"] == 1.0
+    assert groups.count(2) == 0
+    idx, m = select_anchors(MIXED, 4, 7, 0.0, generator=_gen(0))
+    assert [i // 4 for i in idx.tolist()].count(2) == 2 and m["frac_anchors_in_band"] == 5 / 7
+
+
+def test_fallback_when_no_group_in_band():
+    s = _b(1, 1, 0, 0)
+    idx, m = select_anchors(s, 2, 3, 0.3, generator=_gen(0))  # round(0.9) = 1 correct
+    assert m["num_correct_anchors"] == 1.0 and m["num_failed_anchors"] == 2.0
+    assert m["band_occupancy"] == 0.0 and m["frac_anchors_in_band"] == 0.0
+    assert idx.tolist()[-2:] == [2, 3]
+
+
+def test_all_correct_fills_with_correct():
+    idx, m = select_anchors(torch.ones(8, dtype=torch.bool), 4, 4, 0.3, generator=_gen(0))
+    assert m["num_correct_anchors"] == 4.0 and m["num_failed_anchors"] == 0.0
+    assert sorted(i // 4 for i in idx.tolist()) == [0, 0, 1, 1]  # spread over prompts
+
+
+def test_all_wrong_fills_with_failed():
+    idx, m = select_anchors(torch.zeros(8, dtype=torch.bool), 4, 4, 0.7, generator=_gen(0))
+    assert m["num_failed_anchors"] == 4.0 and m["num_correct_anchors"] == 0.0
+
+
+def test_replay_ratio_extremes_are_strict():
+    s = _b(1, 1, 1, 0, 1, 1, 1, 0)
+    idx, m = select_anchors(s, 4, 4, 0.0, generator=_gen(0))
+    assert idx.tolist() == [3, 7] and m["num_correct_anchors"] == 0.0
+    idx, m = select_anchors(_b(1, 0, 0, 0), 4, 4, 1.0, generator=_gen(0))
+    assert idx.tolist() == [0] and m["num_failed_anchors"] == 0.0
+
+
+def test_replay_ratio_rounds_half_up():
+    _, m = select_anchors(MIXED, 4, 5, 0.5, generator=_gen(0))  # 2.5 -> 3
+    assert m["num_correct_anchors"] == 3.0 and m["num_failed_anchors"] == 2.0
+
+
+def test_groups_of_one():
+    s = _b(1, 0, 1, 0, 0)
+    idx, m = select_anchors(s, 1, 3, 0.34, generator=_gen(0))
+    assert m["num_correct_anchors"] == 1.0 and m["num_failed_anchors"] == 2.0
+    assert m["band_occupancy"] == 0.0
+
+
+def test_fewer_candidates_than_requested():
+    idx, m = select_anchors(_b(1, 0, 0, 1), 2, 10, 0.3, generator=_gen(0))
+    assert idx.tolist() == [0, 1, 2, 3] and m["num_anchors"] == 4.0
+
+
+def test_spread_across_prompts_first():
+    s = torch.zeros(12, dtype=torch.bool)
+    for seed in range(5):
+        idx, _ = select_anchors(s, 4, 3, 0.0, generator=_gen(seed))
+        assert sorted(i // 4 for i in idx.tolist()) == [0, 1, 2]
+        idx, _ = select_anchors(s, 4, 6, 0.0, generator=_gen(seed))
+        assert sorted(i // 4 for i in idx.tolist()) == [0, 0, 1, 1, 2, 2]
+
+
+def test_deterministic_given_seed():
+    s = torch.rand(64, generator=_gen(3)) > 0.5
+    a, _ = select_anchors(s, 8, 10, 0.3, generator=_gen(7))
+    b, _ = select_anchors(s, 8, 10, 0.3, generator=_gen(7))
+    assert torch.equal(a, b)
+    others = {tuple(select_anchors(s, 8, 10, 0.3, generator=_gen(k))[0].tolist()) for k in range(8)}
+    assert len(others) > 1
+
+
+def test_empty_inputs():
+    for s, k in ((MIXED, 0), (torch.zeros(0, dtype=torch.bool), 4)):
+        idx, m = select_anchors(s, 4, k, 0.3)
+        assert idx.numel() == 0 and idx.dtype == torch.long and m["num_anchors"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(acc_low=0.9, acc_high=0.5), r"acc_low \(0.9\).*acc_high \(0.5\)"),
+        (dict(acc_low=-0.1), "acc_low.*-0.1"),
+        (dict(acc_high=1.2), "acc_high.*1.2"),
+        (dict(replay_ratio=1.5), "replay_ratio.*1.5"),
+        (dict(num_anchors=-1), "num_anchors.*-1"),
+        (dict(group_size=0), "group_size.*0"),
+        (dict(group_size=3), "N=16.*group_size=3"),
+    ],
+)
+def test_select_anchors_validation(kwargs, match):
+    args = dict(success=MIXED, group_size=4, num_anchors=2, replay_ratio=0.3) | kwargs
+    with pytest.raises(ValueError, match=match):
+        select_anchors(**args)
+
+
+# ----------------------------------------------------------------------- prompts
+TEMPLATE = "Problem: {problem}\nPrevious attempt: {attempt}\nCheck it {{carefully}}."
+
+
+def test_build_prompts_keeps_braces_in_values():
+    out = build_correction_prompts(["1+1 in {x}?"], ["I think {x} = 2}"], TEMPLATE)
+    assert out == ["Problem: 1+1 in {x}?\nPrevious attempt: I think {x} = 2}\nCheck it {carefully}."]
+
+
+def test_build_prompts_with_verdict():
+    t = "{problem} | {attempt} | This attempt is {verdict}."
+    out = build_correction_prompts(["p", "q"], ["a", "b"], t, verdicts=[True, False])
+    assert out == ["p | a | This attempt is correct.", "q | b | This attempt is incorrect."]
+    out = build_correction_prompts(["p"], ["a"], t, [False], verdict_words=("right", "wrong"))
+    assert out == ["p | a | This attempt is wrong."]
+
+
+def test_build_prompts_errors():
+    with pytest.raises(ValueError, match=r"\['answer'\].*'problem', 'attempt', 'verdict'"):
+        build_correction_prompts(["p"], ["a"], "{problem} {answer}")
+    with pytest.raises(ValueError, match=r"unknown field"):
+        build_correction_prompts(["p"], ["a"], "{problem} {}")
+    with pytest.raises(ValueError, match="verdicts is None"):
+        build_correction_prompts(["p"], ["a"], "{problem} {attempt} {verdict}")
+    with pytest.raises(ValueError, match="no \\{verdict\\} field"):
+        build_correction_prompts(["p"], ["a"], TEMPLATE, verdicts=[True])
+    with pytest.raises(ValueError, match="same length, got 2 and 1"):
+        build_correction_prompts(["p", "q"], ["a"], TEMPLATE)
+    with pytest.raises(ValueError, match="verdicts must have one entry"):
+        build_correction_prompts(["p"], ["a"], "{verdict}", verdicts=[True, False])
+    with pytest.raises(ValueError, match="not a valid str.format template"):
+        build_correction_prompts(["p"], ["a"], "{problem")
+
+
+# ----------------------------------------------------------------- shaping, outcomes
+def test_shape_correction_rewards():
+    a, c = _b(1, 1, 0, 0), _b(1, 0, 1, 0)
+    want = {1.0: [1.0, -1.0, 1.0, 0.0], 0.5: [1.0, -0.5, 1.0, 0.0]}
+    for penalty, rewards in want.items():
+        torch.testing.assert_close(shape_correction_rewards(a, c, penalty), torch.tensor(rewards))
+    torch.testing.assert_close(shape_correction_rewards(a, c, 0.0), c.float())
+    with pytest.raises(ValueError, match="penalty.*-1"):
+        shape_correction_rewards(a, c, -1.0)
+    with pytest.raises(ValueError, match="differ in shape"):
+        shape_correction_rewards(a, c[:3], 1.0)
+
+
+def test_correction_outcomes():
+    out = correction_outcomes(_b(1, 1, 1, 0, 0), _b(1, 0, 1, 1, 0))
+    assert out == {
+        "num_from_wrong": 2.0,
+        "num_from_right": 3.0,
+        "num_fixed": 1.0,
+        "num_kept": 2.0,
+        "num_broken": 1.0,
+        "fix_rate": 0.5,
+        "retention": 2 / 3,
+        "break_rate": 1 / 3,
+        "accuracy_delta": 0.0,
+    }
+    only_wrong = correction_outcomes(_b(0, 0), _b(1, 1))
+    assert only_wrong["retention"] is None and only_wrong["break_rate"] is None
+    assert only_wrong["fix_rate"] == 1.0 and only_wrong["accuracy_delta"] == 1.0
+    assert correction_outcomes(_b(1), _b(1))["fix_rate"] is None
+    empty = correction_outcomes(_b(), _b())
+    assert empty["accuracy_delta"] is None and empty["num_from_right"] == 0.0
+
+
+# ------------------------------------------------------------------------ replay
