@@ -36,10 +36,12 @@ def check_task_fits_model(tokenizer, model, datamodule, max_new_tokens: int) -> 
     unk = tokenizer.unk_token_id
     for record in records:
         ids = tokenizer(record.prompt, add_special_tokens=False)["input_ids"]
-        if unk is not None and unk in ids:
+        lost = (unk is not None and unk in ids) or tokenizer.decode(ids) != record.prompt
+        if lost:
             raise ValueError(
-                f"model.path's tokenizer turns characters of data prompt {record.id!r} into "
-                f"{tokenizer.unk_token!r}: this model cannot read this task (data / model mismatch)"
+                f"model.path's tokenizer does not round-trip data prompt {record.id!r} "
+                f"({record.prompt[:40]!r} -> {tokenizer.decode(ids)[:40]!r}): this model cannot read "
+                "this task (data / model mismatch)"
             )
     longest = max((len(tokenizer(r.prompt)["input_ids"]) for r in records), default=0)
     limit = getattr(model.config, "max_position_embeddings", None)
@@ -56,11 +58,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     algorithm = AlgorithmConfig.from_dict(OmegaConf.to_container(cfg.algorithm, resolve=True))
     sampling = sampling_settings(cfg.rollout)
     L.seed_everything(cfg.seed, workers=True)
+    if cfg.get("num_threads"):
+        torch.set_num_threads(int(cfg.num_threads))
     output_dir = Path(cfg.paths.output_dir)
 
-    policy, tokenizer = load_policy(cfg.model.path, cfg.model.dtype, cfg.model.trust_remote_code)
     datamodule = instantiate(cfg.data, updates_per_step=algorithm.updates_per_step, _convert_="all")
     datamodule.setup("fit")
+    policy, tokenizer = load_policy(cfg.model.path, cfg.model.dtype, cfg.model.trust_remote_code)
     check_task_fits_model(tokenizer, policy, datamodule, sampling.max_new_tokens)
 
     module = CIPOModule(

@@ -58,18 +58,24 @@ class CIPOModule(L.LightningModule):
         self.rollout_batch: RolloutBatch | None = None
         self.skipped_steps = 0
         self._consecutive_skips = 0
-        # The frozen reference is a copy of the initial policy: kept out of the registered
-        # modules so checkpoints do not store it twice; rebuilt from the policy on load.
-        self._reference: torch.nn.Module | None = None
+        # The frozen reference is a copy of the initial policy, held in a plain list so that
+        # nn.Module does not register it: checkpoints do not store it twice, and resuming with
+        # another kl_coef still loads. on_fit_start moves it to the device by hand.
+        self._reference: list[torch.nn.Module] = []
         self.policy.train()
 
+    @property
+    def reference_model(self) -> torch.nn.Module | None:
+        """The frozen initial policy for the KL term (None when ``kl_coef`` is 0)."""
+        return self._reference[0] if self._reference else None
+
     def setup(self, stage: str) -> None:
-        if self.algorithm.kl_coef > 0 and self._reference is None:
-            self._reference = copy.deepcopy(self.policy).eval().requires_grad_(False)
+        if self.algorithm.kl_coef > 0 and not self._reference:
+            self._reference.append(copy.deepcopy(self.policy).eval().requires_grad_(False))
 
     def on_fit_start(self) -> None:
-        if self._reference is not None:
-            self._reference.to(self.device)
+        for reference in self._reference:
+            reference.to(self.device)
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.policy.parameters())
@@ -95,8 +101,9 @@ class CIPOModule(L.LightningModule):
             for name, value in stats.items():
                 totals[name] = totals.get(name, 0.0) + value
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+        lr = optimizer.param_groups[0]["lr"]  # the rate this step uses, before the scheduler moves it
         self._optimizer_step(optimizer, grad_norm)
-        metrics = self._finish_metrics(totals, denominators, float(grad_norm), optimizer)
+        metrics = self._finish_metrics(totals, denominators, float(grad_norm), lr)
         self.log_dict(metrics, on_step=True, on_epoch=False)
         self.log("loss", metrics["train/loss"], on_step=True, prog_bar=True, logger=False)
 
@@ -179,7 +186,7 @@ class CIPOModule(L.LightningModule):
         if algo.kl_coef > 0:
             with torch.no_grad():
                 ref_logprobs = token_logprobs(
-                    self._forward_logits(self._reference, micro), micro.input_ids.to(device), self.temperature
+                    self._forward_logits(self.reference_model, micro), micro.input_ids.to(device), self.temperature
                 )
             kl = aggregate_loss(
                 kl_penalty(logprobs, ref_logprobs, algo.kl_estimator),
@@ -210,14 +217,14 @@ class CIPOModule(L.LightningModule):
                 "lower the learning rate or check the data (module.max_consecutive_skips)"
             )
 
-    def _finish_metrics(self, totals, denominators, grad_norm: float, optimizer) -> dict[str, float]:
+    def _finish_metrics(self, totals, denominators, grad_norm: float, lr: float) -> dict[str, float]:
         tokens, rl_tokens = max(denominators["tokens"], 1.0), max(totals.get("rl_tokens", 0.0), 1.0)
         metrics = {
             "train/loss": totals["loss"],
             "train/pg_loss": totals["pg_loss"],
             "train/correction_loss": totals["correction_loss"],
             "train/grad_norm": grad_norm,
-            "train/lr": optimizer.param_groups[0]["lr"],
+            "train/lr": lr,
             "train/entropy": totals["entropy_sum"] / tokens,
             "train/skipped_steps": float(self.skipped_steps),
             "rollout/logprob_diff_mean": totals["logprob_diff_sum"] / tokens,

@@ -115,3 +115,30 @@ def test_frac_zero_std_groups():
     assert frac_zero_std_groups(r, 2) == 0.75
     assert frac_zero_std_groups(r, 1) == 1.0
     assert frac_zero_std_groups(torch.zeros(0), 3) == 0.0
+
+
+def test_batch_std_scope_pools_only_varying_groups():
+    # groups: [1, 0] (mean .5, sq dev .5), [1, -1] (mean 0, sq dev 2), [0, 0] (constant)
+    rewards = torch.tensor([1.0, 0.0, 1.0, -1.0, 0.0, 0.0])
+    pooled = math.sqrt((0.5 + 2.0) / 2)  # 2 varying groups x (G - 1) = 2 degrees of freedom
+    expected = torch.tensor([0.5, -0.5, 1.0, -1.0, 0.0, 0.0]) / (pooled + 1e-6)
+    got = group_advantages(rewards, 2, "grpo", std_scope="batch")
+    assert torch.allclose(got, expected, atol=1e-6)
+
+
+def test_batch_std_scope_keeps_risk_penalty_meaningful():
+    # a right anchor's revisions {1, 0, 1, 0} vs the same group shaped with lambda = 1: {1, -1, 1, -1}
+    plain = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0])
+    shaped = torch.tensor([1.0, -1.0, 1.0, -1.0, 1.0, 0.0, 0.0, 0.0])
+    per_group = group_advantages(shaped, 4, "grpo", std_scope="group")
+    assert torch.allclose(per_group[:4], group_advantages(plain, 4, "grpo")[:4])  # lambda cancelled
+    # with a pooled std, lambda doubles the weight of the right anchor's group relative to the other
+    pooled_plain = group_advantages(plain, 4, "grpo", std_scope="batch")
+    pooled_shaped = group_advantages(shaped, 4, "grpo", std_scope="batch")
+    ratio_plain, ratio_shaped = pooled_plain[0] / pooled_plain[4], pooled_shaped[0] / pooled_shaped[4]
+    assert ratio_shaped / ratio_plain == pytest.approx(2.0, rel=1e-4)
+
+
+def test_unknown_std_scope():
+    with pytest.raises(ValueError, match="std_scope"):
+        group_advantages(torch.zeros(4), 2, std_scope="global")

@@ -18,6 +18,13 @@ Choices made here:
     Groups of one are zero-variance by this definition, so they also get 0 (our choice:
     a lone sample has no baseline to be compared against).
   * The default ``eps = 1e-6`` (TRL uses 1e-4, verl 1e-6) is our choice.
+  * ``std_scope="batch"`` (grpo only) keeps each group's own mean as the baseline but divides
+    by one *pooled* within-group std over the batch's non-constant groups,
+    sqrt(sum (r - mean_g)^2 / (varying_groups * (G - 1))).
+    The correction stream uses it by default (our choice): every revision of one anchor shares
+    the anchor's verdict, so risk-averse shaping maps a group's rewards {1, 0} to {1, -lambda},
+    an affine change that a per-group std normalises away exactly. With a pooled std, lambda
+    keeps its meaning: breaking a right answer weighs (1 + lambda) times a plain miss.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import torch
 from torch import Tensor
 
 ADVANTAGE_METHODS: tuple[str, ...] = ("grpo", "dr_grpo", "rloo")
+STD_SCOPES: tuple[str, ...] = ("group", "batch")
 
 
 def _grouped(values: Tensor, group_size: int, name: str) -> Tensor:
@@ -40,7 +48,9 @@ def _grouped(values: Tensor, group_size: int, name: str) -> Tensor:
     return values.view(n // group_size, group_size)
 
 
-def group_advantages(rewards: Tensor, group_size: int, method: str = "grpo", eps: float = 1e-6) -> Tensor:
+def group_advantages(
+    rewards: Tensor, group_size: int, method: str = "grpo", eps: float = 1e-6, std_scope: str = "group"
+) -> Tensor:
     """Per-sequence group-relative advantages.
 
     Args:
@@ -48,6 +58,8 @@ def group_advantages(rewards: Tensor, group_size: int, method: str = "grpo", eps
         group_size: G, samples per group (>= 1).
         method: one of ``ADVANTAGE_METHODS``.
         eps: added to the std in ``grpo`` (>= 0).
+        std_scope: ``group`` (each group's std) or ``batch`` (one pooled within-group std);
+            only ``grpo`` divides by a std.
 
     Returns:
         (N,) advantages, same dtype as ``rewards`` (float32 if ``rewards`` is not float),
@@ -57,6 +69,8 @@ def group_advantages(rewards: Tensor, group_size: int, method: str = "grpo", eps
         raise ValueError(f"method must be one of {ADVANTAGE_METHODS}, got {method!r}")
     if eps < 0:
         raise ValueError(f"eps must be >= 0, got {eps!r}")
+    if std_scope not in STD_SCOPES:
+        raise ValueError(f"std_scope must be one of {STD_SCOPES}, got {std_scope!r}")
     r = rewards.detach()
     if not r.is_floating_point():
         r = r.float()
@@ -66,7 +80,15 @@ def group_advantages(rewards: Tensor, group_size: int, method: str = "grpo", eps
         return torch.zeros_like(r)
 
     mean = grouped.mean(dim=1, keepdim=True)
-    if method == "grpo":
+    zero_var = grouped.amax(dim=1) == grouped.amin(dim=1)  # (num_groups,)
+    if method == "grpo" and std_scope == "batch":
+        # pooled over the groups that vary: constant groups carry no signal and would only
+        # shrink the pooled std (and so inflate everyone else's advantages)
+        centered = grouped - mean
+        varying = int((~zero_var).sum())
+        pooled = (centered[~zero_var].pow(2).sum() / max(varying * (group_size - 1), 1)).sqrt()
+        adv = centered / (pooled + eps)
+    elif method == "grpo":
         std = grouped.std(dim=1, unbiased=True, keepdim=True)
         adv = (grouped - mean) / (std + eps)
     elif method == "dr_grpo":
@@ -75,7 +97,6 @@ def group_advantages(rewards: Tensor, group_size: int, method: str = "grpo", eps
         total = grouped.sum(dim=1, keepdim=True)
         adv = grouped - (total - grouped) / (group_size - 1)
 
-    zero_var = grouped.amax(dim=1) == grouped.amin(dim=1)  # (num_groups,)
     adv = torch.where(zero_var.unsqueeze(1), torch.zeros_like(adv), adv)
     return adv.reshape(-1)
 

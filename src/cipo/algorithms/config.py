@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
-from cipo.algorithms.advantages import ADVANTAGE_METHODS
+from cipo.algorithms.advantages import ADVANTAGE_METHODS, STD_SCOPES
 from cipo.algorithms.losses import KL_ESTIMATORS, LOSS_AGG_MODES
 from cipo.algorithms.replay import ReplayControl
 
@@ -35,6 +35,8 @@ class CorrectionConfig:
     acc_high: float = 0.875
     prefer_band: bool = True
     penalty: float = 1.0  # lambda, risk-averse shaping
+    # grpo only: per-anchor std would cancel lambda exactly (see advantages.py); our choice
+    std_scope: str = "batch"
     reveal_verdict: bool = False
     objective: str = "rl"  # "sft": supervised loss on successful corrections (rejection sampling)
     replay: ReplayControl = field(default_factory=ReplayControl)
@@ -52,6 +54,7 @@ class CorrectionConfig:
             f"need 0 <= acc_low <= acc_high <= 1, got acc_low={self.acc_low}, acc_high={self.acc_high}",
         )
         _check(self.penalty >= 0, f"{key}.penalty", f"must be >= 0, got {self.penalty}")
+        _check(self.std_scope in STD_SCOPES, f"{key}.std_scope", f"must be one of {STD_SCOPES}, got {self.std_scope!r}")
         _check(
             self.objective in CORRECTION_OBJECTIVES,
             f"{key}.objective",

@@ -1,8 +1,13 @@
 """The built-in policy's tokenizer and architecture.
 
 A character-level tokenizer (every printable ASCII character and newline is one token) and a
-small Qwen2 causal LM with tied embeddings: both are ordinary transformers objects, saved with
+small Llama causal LM with tied embeddings: both are ordinary transformers objects, saved with
 ``save_pretrained`` and loadable by any tool that reads a Hugging Face folder (vLLM included).
+
+Why Llama and not Qwen2: transformers 5 maps the ``qwen2`` model type to ``Qwen2Tokenizer``
+whatever ``tokenizer_config.json`` says, and that class silently drops the newlines our task
+format depends on. For ``llama`` the saved ``TokenizersBackend`` class is honoured, so
+``AutoTokenizer`` (and vLLM, which uses it) reproduce our tokenizer exactly.
 The trained weights ship in ``cipo/assets/builtin_policy`` and are produced by
 ``scripts/build_builtin_policy.py``.
 """
@@ -13,7 +18,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast, Qwen2Config
+from transformers import LlamaConfig, PreTrainedTokenizerFast
 
 PAD, EOS, UNK = "<pad>", "</s>", "<unk>"
 SPECIAL_TOKENS = (PAD, EOS, UNK)
@@ -52,11 +57,11 @@ def build_tokenizer(model_max_length: int = 512) -> PreTrainedTokenizerFast:
     return tokenizer
 
 
-def build_config(architecture: str, vocab_size: int, max_positions: int = 512) -> Qwen2Config:
+def build_config(architecture: str, vocab_size: int, max_positions: int = 512) -> LlamaConfig:
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {architecture!r}")
     shape = ARCHITECTURES[architecture]
-    return Qwen2Config(
+    return LlamaConfig(
         vocab_size=vocab_size,
         num_key_value_heads=shape["num_attention_heads"],
         max_position_embeddings=max_positions,

@@ -154,7 +154,9 @@ def collect_round(
             correction.advantages = torch.zeros(revised.numel())
         else:
             correction.sft = torch.zeros_like(correction.keep)
-            correction.advantages = group_advantages(shaped, m, algorithm.advantage) * correction.keep
+            correction.advantages = (
+                group_advantages(shaped, m, algorithm.advantage, std_scope=corr.std_scope) * correction.keep
+            )
         outcomes = correction_outcomes(anchor_success, revised)
         metrics.update({f"correction/{k}": float(v) for k, v in outcomes.items() if v is not None})
         if revised.numel():

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Create .venv and install cipo with the right torch build. Safe to re-run (it is quick then).
+#
+#   bash scripts/setup.sh          # CPU: torch 2.13.0 CPU build, then the project (+ test tools)
+#   bash scripts/setup.sh gpu      # CUDA machine: PyPI's CUDA torch, then the project
+#
+# torch is installed *before* the project, pinned, so the project's torch range never makes pip
+# fetch a multi-GB CUDA build on a CPU machine. Where PyPI's torch 2.13.0 is a CUDA build
+# (plain Linux x86_64), point pip at the CPU wheels first:
+#   CIPO_TORCH_INDEX=https://download.pytorch.org/whl/cpu bash scripts/setup.sh
+set -euo pipefail
+flavour="${1:-cpu}"
+cd "$(dirname "$0")/.."
+python="${PYTHON:-python3}"
+venv=".venv"
+
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
+
+case "$flavour" in
+  cpu)
+    if ! "$venv/bin/python" -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null; then
+      if [ -n "${CIPO_TORCH_INDEX:-}" ]; then
+        "${pip[@]}" "torch==2.13.0" --index-url "$CIPO_TORCH_INDEX"
+      else
+        "${pip[@]}" "torch==2.13.0"
+      fi
+    fi
+    ;;
+  gpu)
+    "$venv/bin/python" -c 'import torch' 2>/dev/null || "${pip[@]}" "torch>=2.6,<2.15"
+    ;;
+  *)
+    echo "usage: bash scripts/setup.sh [cpu|gpu]" >&2
+    exit 2
+    ;;
+esac
+
+"${pip[@]}" -e ".[dev]" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+"$venv/bin/python" - <<'PY'
+import torch, lightning, transformers, hydra
+print(f"cipo environment ready: torch {torch.__version__}, lightning {lightning.__version__}, "
+      f"transformers {transformers.__version__}, hydra {hydra.__version__}, cuda={torch.cuda.is_available()}")
+PY

@@ -1,0 +1,238 @@
+"""RolloutCallback around a real Trainer with a scripted engine: seeds, hand-over, validation
+schedule, replay control, sample table, checkpoint state."""
+
+from __future__ import annotations
+
+import functools
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.loggers.logger import Logger
+
+from cipo.algorithms.config import AlgorithmConfig, CorrectionConfig
+from cipo.algorithms.replay import ReplayControl, ReplayState, initial_replay_state, update_replay_ratio
+from cipo.callbacks.rollout import RolloutCallback
+from cipo.data.datamodule import PromptDataModule
+from cipo.module import CIPOModule
+from cipo.rollout.engine import SamplingSettings
+from cipo.tasks.arithmetic import arithmetic_records
+from cipo.verifiers.exact_answer import ExactIntegerVerifier
+from fakes import scripted_engine_factory
+
+TRAIN = arithmetic_records("train", 12, seed=0, levels=[1, 2])
+HELDOUT = arithmetic_records("heldout", 5, seed=0, levels=[1, 2])
+SAMPLING = SamplingSettings(max_new_tokens=16)
+
+
+class Board:
+    def __init__(self):
+        self.texts = []
+
+    def add_text(self, tag, text, global_step=None):
+        self.texts.append((tag, text, global_step))
+
+
+class MemoryLogger(Logger):
+    def __init__(self):
+        super().__init__()
+        self.points: list[tuple[int, dict]] = []
+        self.board = Board()
+
+    @property
+    def name(self):
+        return "memory"
+
+    @property
+    def version(self):
+        return 0
+
+    @property
+    def experiment(self):
+        return self.board
+
+    def log_hyperparams(self, params, *args, **kwargs):
+        pass
+
+    def log_metrics(self, metrics, step=None):
+        self.points.append((step, dict(metrics)))
+
+    def series(self, key):
+        return {step: m[key] for step, m in self.points if key in m}
+
+
+def algorithm(enabled=True, reveal=False, **replay):
+    return AlgorithmConfig(
+        name="cipo" if enabled else "grpo",
+        group_size=4,
+        correction=CorrectionConfig(
+            enabled=enabled,
+            num_anchors=2,
+            samples_per_anchor=2,
+            reveal_verdict=reveal,
+            replay=ReplayControl(**replay),
+        ),
+    )
+
+
+def run(policy, tokenizer, algo, max_epochs=2, seed=3, **callback_kwargs):
+    factory = scripted_engine_factory(TRAIN + HELDOUT)
+    callback = RolloutCallback(factory, ExactIntegerVerifier(), algo, SAMPLING, seed=seed, **callback_kwargs)
+    module = CIPOModule(
+        policy, tokenizer, algo, optimizer=functools.partial(torch.optim.SGD, lr=1e-3), max_new_tokens=16
+    )
+    datamodule = PromptDataModule(
+        lambda: list(TRAIN),
+        lambda: list(HELDOUT),
+        batch_size=3,
+        correction_template="{problem}{attempt}\nCheck:\nA:",
+        verdict_template="{problem}{attempt}\nThat answer is {verdict}. Check:\nA:",
+        seed=0,
+    )
+    logger = MemoryLogger()
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=max_epochs,
+        logger=logger,
+        callbacks=[callback],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+    )
+    trainer.fit(module, datamodule=datamodule)
+    (engine,) = factory.made
+    return callback, engine, logger, module
+
+
+@pytest.fixture
+def policy(tiny_policy):
+    return tiny_policy[0]
+
+
+def test_one_round_per_epoch_with_distinct_seeds(policy, built_tokenizer):
+    callback, engine, logger, module = run(policy, built_tokenizer, algorithm(), max_epochs=3, val_every=0)
+    main_calls = [call for call in engine.calls if call[1] == 4]  # n = G
+    assert len(main_calls) == 3
+    assert [call[3] for call in main_calls] == [callback._seed(e) for e in range(3)]
+    assert len({call[3] for call in main_calls}) == 3
+    assert [len(call[0]) for call in main_calls] == [3, 3, 3]  # data.batch_size prompts
+    # prompts follow the datamodule's sampler: 9 distinct of the 12 records in 3 steps
+    prompts = [p for call in main_calls for p in call[0]]
+    assert len(set(prompts)) == 9
+    assert module.rollout_batch is None  # released after each step
+    assert engine.calls[0][2] == SAMPLING
+
+
+def test_engine_is_built_once_on_the_trainers_policy(policy, built_tokenizer):
+    made = []
+
+    def factory(model, tokenizer):
+        made.append((model, tokenizer))
+        return scripted_engine_factory(TRAIN + HELDOUT)(model=model, tokenizer=tokenizer)
+
+    algo = algorithm()
+    callback = RolloutCallback(factory, ExactIntegerVerifier(), algo, SAMPLING, val_every=0)
+    module = CIPOModule(policy, built_tokenizer, algo, optimizer=functools.partial(torch.optim.SGD, lr=0.0))
+    trainer = L.Trainer(
+        max_epochs=2,
+        logger=False,
+        callbacks=[callback],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    dm = PromptDataModule(lambda: list(TRAIN), lambda: [], 2, "{problem}{attempt}", "{verdict}")
+    trainer.fit(module, datamodule=dm)
+    assert len(made) == 1 and made[0][0] is policy and made[0][1] is built_tokenizer
+
+
+def test_validation_schedule(policy, built_tokenizer):
+    callback, engine, logger, _ = run(policy, built_tokenizer, algorithm(), max_epochs=3, val_every=2)
+    accuracy = logger.series("val/accuracy")
+    assert sorted(accuracy) == [0, 2, 3]  # initial policy, every 2 steps, and after the last one
+    # the alternating script: samples [right, wrong, right, wrong]; the first one (right) is
+    # revised once (j = 0: right again), so retention is 1 and no fix rate exists
+    assert accuracy[0] == pytest.approx(0.5)
+    assert logger.series("val/pass@2")[0] == pytest.approx(5 / 6)  # 1 - C(2,2)/C(4,2)
+    assert logger.series("val/retention") == {0: 1.0, 2: 1.0, 3: 1.0}
+    assert not logger.series("val/fix_rate")
+    assert callback.last_validation["val/accuracy"] == pytest.approx(0.5)
+    val_calls = [call for call in engine.calls if set(call[0]) <= {r.prompt for r in HELDOUT}]
+    assert len({call[3] for call in val_calls if call[1] == 4}) == 1  # same randomness every time
+
+
+def test_validation_off_and_capped(policy, built_tokenizer):
+    _, _, logger, _ = run(policy, built_tokenizer, algorithm(), val_every=0)
+    assert not logger.series("val/accuracy")
+    _, engine, _, _ = run(policy, built_tokenizer, algorithm(), val_every=1, val_max_problems=2, val_correction=False)
+    heldout = {r.prompt for r in HELDOUT}
+    val_calls = [call for call in engine.calls if set(call[0]) <= heldout]
+    assert val_calls and all(call[0] == [r.prompt for r in HELDOUT[:2]] for call in val_calls)
+
+
+def test_rollout_metrics_are_logged_per_rl_step(policy, built_tokenizer):
+    _, _, logger, _ = run(policy, built_tokenizer, algorithm(), max_epochs=2, val_every=0)
+    for key in ("rollout/accuracy", "correction/replay_ratio", "time/rollout_s", "time/train_s", "time/sync_s"):
+        assert len(logger.series(key)) == 2, key
+    assert set(logger.series("rollout/accuracy").values()) == {0.5}
+
+
+def test_replay_ratio_follows_retention(policy, built_tokenizer):
+    callback, _, logger, _ = run(
+        policy, built_tokenizer, algorithm(initial=0.5, min=0.2, max=0.8), max_epochs=2, val_every=0
+    )
+    control = ReplayControl(initial=0.5, min=0.2, max=0.8)
+    state = initial_replay_state(control)
+    logged_ratios = sorted(logger.series("correction/replay_ratio").items())
+    for _, ratio in logged_ratios:  # every round used the ratio of the state before it
+        assert ratio == pytest.approx(state.ratio)
+        state = update_replay_ratio(state, 0.5, control)  # alternating revisions: retention 0.5
+    assert callback.replay.ratio == pytest.approx(state.ratio)
+    assert callback.replay.ratio != pytest.approx(0.5)  # retention below target raises rho
+    assert callback.replay.low_streak == 2
+
+
+def test_grpo_leaves_the_replay_state_alone(policy, built_tokenizer):
+    callback, engine, _, _ = run(policy, built_tokenizer, algorithm(enabled=False), max_epochs=2, val_every=0)
+    assert callback.replay == initial_replay_state(ReplayControl())
+    assert all(call[1] == 4 for call in engine.calls)  # no correction round
+
+
+def test_reveal_verdict_uses_the_verdict_template(policy, built_tokenizer):
+    _, engine, _, _ = run(policy, built_tokenizer, algorithm(reveal=True), max_epochs=1, val_every=0)
+    correction_prompts = [p for call in engine.calls if call[1] == 2 for p in call[0]]
+    assert correction_prompts and all("That answer is " in p for p in correction_prompts)
+    _, engine, _, _ = run(policy, built_tokenizer, algorithm(), max_epochs=1, val_every=0)
+    correction_prompts = [p for call in engine.calls if call[1] == 2 for p in call[0]]
+    assert correction_prompts and not any("That answer is" in p for p in correction_prompts)
+
+
+def test_sample_table(policy, built_tokenizer):
+    _, _, logger, _ = run(policy, built_tokenizer, algorithm(), max_epochs=2, val_every=0)
+    texts = logger.board.texts
+    assert [(tag, step) for tag, _, step in texts] == [("samples/rollouts", 0), ("samples/rollouts", 1)]
+    table = texts[0][1].splitlines()
+    assert table[0] == "| prompt | attempt | attempt_verdict | correction | correction_verdict |"
+    assert table[1] == "|---|---|---|---|---|"
+    assert len(table) == 2 + 2  # one row per anchor (2 anchors): cell newlines are escaped
+    assert "⏎" in table[2]
+
+
+def test_state_dict_round_trip():
+    algo = algorithm()
+    callback = RolloutCallback(lambda **_: None, ExactIntegerVerifier(), algo, SAMPLING)
+    callback.replay = ReplayState(ratio=0.42, prev_retention=0.7, low_streak=2)
+    state = callback.state_dict()
+    other = RolloutCallback(lambda **_: None, ExactIntegerVerifier(), algo, SAMPLING)
+    assert other.replay != callback.replay
+    other.load_state_dict(state)
+    assert other.replay == callback.replay
+
+
+@pytest.mark.parametrize("kwargs", [dict(val_every=-1), dict(val_samples=0)])
+def test_constructor_validation(kwargs):
+    with pytest.raises(ValueError, match="val_every"):
+        RolloutCallback(lambda **_: None, ExactIntegerVerifier(), algorithm(), SAMPLING, **kwargs)

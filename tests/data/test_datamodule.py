@@ -1,0 +1,109 @@
+"""PromptDataModule: the stateful prompt sampler, its checkpoint state, the update schedule."""
+
+import pytest
+
+from cipo.data.datamodule import PromptDataModule, UpdateIndices, check_records
+from cipo.tasks.arithmetic import arithmetic_records
+from cipo.types import Record
+
+RECORDS = arithmetic_records("train", 10, seed=0)
+HELDOUT = arithmetic_records("heldout", 3, seed=0)
+
+
+def make(batch_size=4, seed=0, updates_per_step=1, train=RECORDS):
+    dm = PromptDataModule(
+        train=lambda: list(train),
+        heldout=lambda: list(HELDOUT),
+        batch_size=batch_size,
+        correction_template="{problem}{attempt}",
+        verdict_template="{problem}{attempt}{verdict}",
+        seed=seed,
+        updates_per_step=updates_per_step,
+    )
+    dm.setup("fit")
+    return dm
+
+
+def ids(records):
+    return [r.id for r in records]
+
+
+def test_each_pass_covers_every_record_once_then_reshuffles():
+    dm = make(batch_size=5)
+    first_pass = ids(dm.next_prompts()) + ids(dm.next_prompts())
+    second_pass = ids(dm.next_prompts()) + ids(dm.next_prompts())
+    assert sorted(first_pass) == sorted(second_pass) == sorted(ids(RECORDS))
+    assert first_pass != second_pass  # a new permutation each pass
+    assert dm.state_dict() == {"pass": 1, "position": 10}
+
+
+def test_batches_straddle_pass_boundaries():
+    dm = make(batch_size=4)
+    batches = [ids(dm.next_prompts()) for _ in range(5)]  # 20 prompts = 2 passes of 10
+    flat = [i for b in batches for i in b]
+    assert all(len(b) == 4 for b in batches)
+    assert sorted(flat[:10]) == sorted(flat[10:]) == sorted(ids(RECORDS))
+
+
+def test_batch_larger_than_the_dataset():
+    dm = make(batch_size=25)
+    batch = ids(dm.next_prompts())
+    assert len(batch) == 25
+    assert sorted(batch[:10]) == sorted(ids(RECORDS))
+
+
+def test_order_is_seeded():
+    assert ids(make(seed=0).next_prompts()) == ids(make(seed=0).next_prompts())
+    assert ids(make(seed=0, batch_size=10).next_prompts()) != ids(make(seed=1, batch_size=10).next_prompts())
+
+
+def test_state_dict_round_trip_continues_the_sequence():
+    reference = make(batch_size=3)
+    for _ in range(4):  # into the second pass
+        reference.next_prompts()
+    state = reference.state_dict()
+    expected = [ids(reference.next_prompts()) for _ in range(4)]
+
+    restored = make(batch_size=3)
+    restored.load_state_dict(state)
+    assert [ids(restored.next_prompts()) for _ in range(4)] == expected
+
+
+def test_load_state_before_setup():
+    reference = make(batch_size=3)
+    reference.next_prompts()
+    reference.next_prompts()
+    state = reference.state_dict()
+    expected = ids(reference.next_prompts())
+    fresh = PromptDataModule(lambda: list(RECORDS), lambda: [], 3, "{problem}{attempt}", "{verdict}", seed=0)
+    fresh.load_state_dict(state)
+    fresh.setup("fit")
+    assert ids(fresh.next_prompts()) == expected
+
+
+def test_setup_is_idempotent():
+    calls = []
+    dm = PromptDataModule(lambda: calls.append(1) or list(RECORDS), lambda: [], 2, "", "", seed=0)
+    dm.setup("fit")
+    dm.next_prompts()
+    dm.setup("fit")  # Lightning calls setup again inside fit: must not reset the sampler
+    assert calls == [1] and dm.state_dict()["position"] == 2
+
+
+@pytest.mark.parametrize("updates", [1, 3])
+def test_train_dataloader_yields_update_indices(updates):
+    dm = make(updates_per_step=updates)
+    assert [int(i) for i in dm.train_dataloader()] == list(range(updates))
+    assert len(UpdateIndices(updates)) == updates
+
+
+def test_validation():
+    with pytest.raises(ValueError, match=r"data\.batch_size"):
+        PromptDataModule(lambda: RECORDS, lambda: [], 0, "", "")
+    with pytest.raises(ValueError, match="data.train produced no records"):
+        make(train=[])
+    with pytest.raises(ValueError, match=r"data\.train: record 1 \(id 'b'\) has an empty prompt"):
+        check_records([Record("a", "Q", "1"), Record("b", "  ", "1")], "data.train")
+    with pytest.raises(ValueError, match="non-string reference"):
+        check_records([Record("a", "Q", 1)], "data.heldout")
+    assert make().heldout_records == HELDOUT

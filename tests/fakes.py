@@ -1,0 +1,111 @@
+"""Test doubles shared by the suite (imported as `fakes`: tests/ is on sys.path via conftest)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cipo.rollout.engine import SamplingSettings
+from cipo.types import Completion, Record
+
+# (prompt, sample index j, seed) -> completion text
+Script = Callable[[str, int, int], str]
+
+
+class ScriptedEngine:
+    """Implements RolloutEngine.generate from a script; records every call it gets."""
+
+    def __init__(self, tokenizer, script: Script) -> None:
+        self.tokenizer, self.script = tokenizer, script
+        self.calls: list[tuple[list[str], int, SamplingSettings, int]] = []
+
+    def generate(self, prompts: list[str], n: int, settings: SamplingSettings, seed: int) -> list[list[Completion]]:
+        self.calls.append((list(prompts), n, settings, seed))
+        return [[self._completion(self.script(p, j, seed)) for j in range(n)] for p in prompts]
+
+    def _completion(self, text: str) -> Completion:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
+        logprobs = [-0.01 * (k + 1) for k in range(len(ids))]
+        return Completion(text=text, token_ids=ids, logprobs=logprobs, finished=True)
+
+    def sync_weights(self) -> None:
+        pass
+
+
+def answer(reference: str, correct: bool) -> str:
+    """A worked-looking completion whose final answer is right or off by one."""
+    value = int(reference) if correct else int(reference) + 1
+    return f"{reference}?\nAns:{value}"
+
+
+def problem_of(prompt: str, records: list[Record]) -> Record:
+    """The record a (main or correction) prompt was built from: the longest matching prefix."""
+    matches = [r for r in records if prompt.startswith(r.prompt)]
+    assert matches, f"no record for prompt {prompt!r}"
+    return max(matches, key=lambda r: len(r.prompt))
+
+
+# ----------------------------------------------------------------- training harness
+def alternating_script(records: list[Record]) -> Script:
+    """Sample j is right iff j is even (first attempts and revisions): every group is mixed."""
+
+    def script(prompt: str, j: int, seed: int) -> str:
+        record = problem_of(prompt, records)
+        return answer(record.reference, j % 2 == 0)
+
+    return script
+
+
+def scripted_engine_factory(records: list[Record], script: Script | None = None):
+    """An ``engine`` argument for RolloutCallback: called with model= and tokenizer=."""
+    made: list[ScriptedEngine] = []
+
+    def factory(model, tokenizer):
+        engine = ScriptedEngine(tokenizer, script or alternating_script(records))
+        made.append(engine)
+        return engine
+
+    factory.made = made
+    return factory
+
+
+def record_rollouts(monkeypatch) -> list[tuple[int, object]]:
+    """Patch RolloutCallback.on_train_epoch_start to record (epoch, RolloutBatch) after it ran."""
+    from cipo.callbacks.rollout import RolloutCallback
+
+    seen: list[tuple[int, object]] = []
+    original = RolloutCallback.on_train_epoch_start
+
+    def recording(self, trainer, pl_module):
+        original(self, trainer, pl_module)
+        seen.append((trainer.current_epoch, pl_module.rollout_batch))
+
+    monkeypatch.setattr(RolloutCallback, "on_train_epoch_start", recording)
+    return seen
+
+
+def read_scalars(folder) -> dict[str, dict[int, float]]:
+    """{tag: {step: value}} over every TensorBoard events file under ``folder``."""
+    from pathlib import Path
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out: dict[str, dict[int, float]] = {}
+    for events in sorted(Path(folder).glob("**/events.out.tfevents*")):
+        accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0, "tensors": 0})
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            out.setdefault(tag, {}).update({e.step: e.value for e in accumulator.Scalars(tag)})
+    return out
+
+
+def read_text_tags(folder) -> set[str]:
+    from pathlib import Path
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags: set[str] = set()
+    for events in Path(folder).glob("**/events.out.tfevents*"):
+        accumulator = EventAccumulator(str(events), size_guidance={"tensors": 0})
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["tensors"])
+    return tags

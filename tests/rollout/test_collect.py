@@ -1,0 +1,334 @@
+"""collect_round with a scripted engine and the real verifier and tokenizer."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from cipo.algorithms.advantages import group_advantages
+from cipo.algorithms.config import AlgorithmConfig, CorrectionConfig
+from cipo.rollout.collect import collect_round
+from cipo.rollout.engine import SamplingSettings
+from cipo.tasks.arithmetic import make_record
+from cipo.types import Record, VerifierResult, VerifyStatus
+from cipo.verifiers.exact_answer import ExactIntegerVerifier
+from fakes import ScriptedEngine, answer, problem_of
+
+TEMPLATE = "{problem}{attempt}\nCheck:\nA:"
+VERDICT_TEMPLATE = "{problem}{attempt}\nThat answer is {verdict}. Check:\nA:"
+SAMPLING = SamplingSettings(max_new_tokens=16)
+G = 4
+RECORDS = [make_record(e, "train") for e in ("4+3", "9-2-2", "1+1+1", "8-5")]
+# per prompt, which of the G samples are right: acc 0.25 (band), 1.0, 0.0, 0.5 (band)
+MAIN_PATTERN = {
+    RECORDS[0].prompt: [1, 0, 0, 0],
+    RECORDS[1].prompt: [1, 1, 1, 1],
+    RECORDS[2].prompt: [0, 0, 0, 0],
+    RECORDS[3].prompt: [0, 1, 1, 0],
+}
+MAIN_SUCCESS = torch.tensor([s for r in RECORDS for s in MAIN_PATTERN[r.prompt]], dtype=torch.bool)
+
+
+def revision_even_right(prompt: str, j: int) -> bool:
+    return j % 2 == 0
+
+
+def make_script(revision_rule=revision_even_right):
+    def script(prompt: str, j: int, seed: int) -> str:
+        record = problem_of(prompt, RECORDS)
+        if prompt == record.prompt:  # a first attempt
+            return answer(record.reference, bool(MAIN_PATTERN[prompt][j]))
+        return answer(record.reference, revision_rule(prompt, j))  # a revision
+
+    return script
+
+
+def algo(name="cipo", **correction) -> AlgorithmConfig:
+    defaults = dict(enabled=name != "grpo", num_anchors=2, samples_per_anchor=2)
+    return AlgorithmConfig(name=name, group_size=G, correction=CorrectionConfig(**{**defaults, **correction}))
+
+
+def run(tokenizer, algorithm, replay_ratio=0.5, template=TEMPLATE, revision_rule=revision_even_right, seed=5):
+    engine = ScriptedEngine(tokenizer, make_script(revision_rule))
+    batch = collect_round(
+        engine,
+        tokenizer,
+        ExactIntegerVerifier(),
+        RECORDS,
+        algorithm,
+        SAMPLING,
+        template,
+        replay_ratio,
+        seed=seed,
+        step=3,
+    )
+    return batch, engine
+
+
+def decode_rows(tokenizer, batch):
+    rows = []
+    for ids, mask in zip(batch.input_ids, batch.attention_mask):
+        rows.append(tokenizer.decode(ids[mask.bool()].tolist(), skip_special_tokens=True))
+    return rows
+
+
+def test_main_rows_first_and_advantages(built_tokenizer):
+    batch, engine = run(built_tokenizer, algo())
+    n_main = len(RECORDS) * G
+    assert len(batch) == n_main + 2 * 2
+    assert batch.step == 3
+    assert not batch.is_correction[:n_main].any() and batch.is_correction[n_main:].all()
+    rewards = MAIN_SUCCESS.float()
+    torch.testing.assert_close(batch.advantages[:n_main], group_advantages(rewards, G))
+    assert batch.advantages[:n_main].abs().sum() > 0  # mixed groups carry signal
+    # main row i is record i // G's prompt followed by its j-th scripted attempt
+    rows = decode_rows(built_tokenizer, batch)
+    for i in range(n_main):
+        record = RECORDS[i // G]
+        assert rows[i] == record.prompt + answer(record.reference, bool(MAIN_SUCCESS[i]))
+    # the engine's first call: the prompts in order, G samples, the round's seed
+    prompts, n, settings, seed = engine.calls[0]
+    assert prompts == [r.prompt for r in RECORDS] and n == G and settings == SAMPLING and seed == 5
+    assert not batch.sft_mask.any()
+
+
+def test_grpo_has_no_correction_rows(built_tokenizer):
+    batch, engine = run(built_tokenizer, algo("grpo"))
+    assert len(batch) == len(RECORDS) * G
+    assert not batch.is_correction.any()
+    assert len(engine.calls) == 1
+    assert batch.metrics["correction/num_anchors"] == 0.0
+    assert "correction/fix_rate" not in batch.metrics
+    # samples fall back to first attempts
+    assert batch.samples and set(batch.samples[0]) == {"prompt", "attempt", "attempt_verdict"}
+
+
+def test_num_anchors_zero_is_grpo_too(built_tokenizer):
+    batch, engine = run(built_tokenizer, algo(num_anchors=0))
+    assert len(batch) == len(RECORDS) * G and len(engine.calls) == 1
+
+
+def _anchor_prompts(engine) -> list[str]:
+    assert len(engine.calls) == 2
+    prompts, n, _, seed = engine.calls[1]
+    assert n == 2 and seed == engine.calls[0][3] + 1  # revisions use the round's seed + 1
+    return prompts
+
+
+def _expected_correction_prompts(template, rows):
+    return {
+        template.format(
+            problem=RECORDS[i // G].prompt, attempt=answer(RECORDS[i // G].reference, bool(MAIN_SUCCESS[i]))
+        )
+        for i in rows
+    }
+
+
+def test_anchors_come_from_the_band_and_prompts_use_the_template(built_tokenizer):
+    for seed in range(6):
+        batch, engine = run(built_tokenizer, algo(num_anchors=4), seed=seed)
+        prompts = _anchor_prompts(engine)
+        assert len(prompts) == 4
+        band_rows = [0, 1, 2, 3, 12, 13, 14, 15]  # prompts 0 and 3: acc 0.25 and 0.5
+        possible = _expected_correction_prompts(TEMPLATE, band_rows)
+        assert set(prompts) <= possible, prompts
+        # replay 0.5 of 4: two right attempts (rows 0, 13 or 14), two failed ones
+        verdicts = [p.split("Ans:")[-1].split("\n")[0] for p in prompts]
+        right = sum(problem_of(p, RECORDS).reference == v for p, v in zip(prompts, verdicts))
+        assert right == 2
+        assert batch.metrics["correction/frac_anchors_in_band"] == 1.0
+        # correction rows: the correction prompt + the revision, M per anchor, anchor order
+        rows = decode_rows(built_tokenizer, batch)[len(RECORDS) * G :]
+        for k, prompt in enumerate(prompts):
+            reference = problem_of(prompt, RECORDS).reference
+            assert rows[2 * k] == prompt + answer(reference, True)
+            assert rows[2 * k + 1] == prompt + answer(reference, False)
+
+
+def test_uniform_anchors_may_leave_the_band(built_tokenizer):
+    out_of_band = set()
+    for seed in range(10):
+        _, engine = run(built_tokenizer, algo(num_anchors=2, prefer_band=False), seed=seed)
+        for prompt in _anchor_prompts(engine):
+            out_of_band.add(problem_of(prompt, RECORDS).prompt in (RECORDS[1].prompt, RECORDS[2].prompt))
+    assert True in out_of_band
+
+
+@pytest.mark.parametrize("replay_ratio, right_expected", [(0.0, 0), (1.0, 2)])
+def test_replay_ratio_extremes(built_tokenizer, replay_ratio, right_expected):
+    batch, engine = run(built_tokenizer, algo(), replay_ratio=replay_ratio)
+    assert batch.metrics["correction/num_correct_anchors"] == right_expected
+    assert batch.metrics["correction/num_failed_anchors"] == 2 - right_expected
+
+
+def _shaped_expectation(prompts, penalty, method="grpo"):
+    anchor_right = []
+    for prompt in prompts:
+        reference = problem_of(prompt, RECORDS).reference
+        attempt_answer = prompt.split("Ans:")[-1].split("\n")[0]
+        anchor_right += [attempt_answer == reference] * 2
+    s_a = torch.tensor(anchor_right, dtype=torch.float32)
+    s_c = torch.tensor([1.0, 0.0] * len(prompts))
+    shaped = s_c - penalty * s_a * (1 - s_c)
+    return group_advantages(shaped, 2, method, std_scope="batch"), s_a
+
+
+@pytest.mark.parametrize("penalty", [0.0, 1.0, 2.5])
+@pytest.mark.parametrize("method", ["grpo", "dr_grpo", "rloo"])
+def test_correction_advantages_are_group_advantages_of_shaped_rewards(built_tokenizer, penalty, method):
+    algorithm = dataclasses.replace(algo(num_anchors=4, penalty=penalty), advantage=method)
+    batch, engine = run(built_tokenizer, algorithm)
+    prompts = _anchor_prompts(engine)
+    expected, s_a = _shaped_expectation(prompts, penalty, method)
+    torch.testing.assert_close(batch.advantages[len(RECORDS) * G :], expected)
+    s_c = torch.tensor([1.0, 0.0] * 4)
+    shaped = s_c - penalty * s_a * (1 - s_c)
+    assert batch.metrics["correction/reward_mean"] == pytest.approx(float(shaped.mean()))
+
+
+def test_risk_averse_shaping_scales_broken_right_answers(built_tokenizer):
+    """dr_grpo keeps the reward scale: a right anchor's revisions get (1 + lambda) x the signal."""
+
+    def corr_adv(penalty):
+        algorithm = dataclasses.replace(algo(num_anchors=4, penalty=penalty), advantage="dr_grpo")
+        batch, engine = run(built_tokenizer, algorithm)
+        _, s_a = _shaped_expectation(_anchor_prompts(engine), 0.0)
+        return batch.advantages[len(RECORDS) * G :], s_a
+
+    plain, s_a = corr_adv(0.0)
+    shaped, s_a2 = corr_adv(1.0)
+    assert torch.equal(s_a, s_a2) and s_a.any() and (~s_a.bool()).any()
+    right = s_a.bool()
+    torch.testing.assert_close(shaped[right], 2.0 * plain[right])
+    torch.testing.assert_close(shaped[~right], plain[~right])
+
+
+def test_default_config_risk_penalty_changes_correction_advantages(built_tokenizer):
+    with_penalty, _ = run(built_tokenizer, algo(num_anchors=4, penalty=1.0))
+    without, _ = run(built_tokenizer, algo(num_anchors=4, penalty=0.0))
+    n_main = len(RECORDS) * G
+    assert not torch.allclose(with_penalty.advantages[n_main:], without.advantages[n_main:], atol=1e-4)
+
+
+def test_sft_objective_keeps_only_successful_corrections(built_tokenizer):
+    batch, engine = run(built_tokenizer, algo(num_anchors=2, objective="sft"))
+    n_main = len(RECORDS) * G
+    prompts = _anchor_prompts(engine)
+    assert len(batch) == n_main + len(prompts)  # one of the two revisions per anchor is right
+    assert batch.sft_mask[n_main:].all() and not batch.sft_mask[:n_main].any()
+    assert batch.is_correction[n_main:].all()
+    assert (batch.advantages[n_main:] == 0).all()
+    rows = decode_rows(built_tokenizer, batch)[n_main:]
+    for prompt, row in zip(prompts, rows):
+        assert row == prompt + answer(problem_of(prompt, RECORDS).reference, True)
+    assert (batch.loss_mask[n_main:].sum(dim=1) > 0).all()
+    # the main stream is untouched by the correction objective
+    torch.testing.assert_close(batch.advantages[:n_main], group_advantages(MAIN_SUCCESS.float(), G))
+
+
+def test_sft_objective_with_no_successful_revision_adds_no_rows(built_tokenizer):
+    batch, _ = run(built_tokenizer, algo(objective="sft"), revision_rule=lambda p, j: False)
+    assert len(batch) == len(RECORDS) * G and not batch.is_correction.any()
+
+
+def test_reveal_verdict_template_passes_verdicts(built_tokenizer):
+    batch, engine = run(built_tokenizer, algo(num_anchors=4), template=VERDICT_TEMPLATE)
+    prompts = _anchor_prompts(engine)
+    for prompt in prompts:
+        record = problem_of(prompt, RECORDS)
+        attempt_answer = prompt.split("Ans:")[-1].split("\n")[0]
+        verdict = "correct" if attempt_answer == record.reference else "incorrect"
+        assert f"That answer is {verdict}. Check:" in prompt
+    assert {"correct", "incorrect"} == {p.split("That answer is ")[1].split(".")[0] for p in prompts}
+    rows = list(range(len(RECORDS) * G))
+    assert set(prompts) <= {
+        VERDICT_TEMPLATE.format(
+            problem=RECORDS[i // G].prompt,
+            attempt=answer(RECORDS[i // G].reference, bool(MAIN_SUCCESS[i])),
+            verdict="correct" if MAIN_SUCCESS[i] else "incorrect",
+        )
+        for i in rows
+    }
+
+
+def test_metrics(built_tokenizer):
+    batch, engine = run(built_tokenizer, algo(num_anchors=4), replay_ratio=0.5)
+    m = batch.metrics
+    for key in (
+        "rollout/reward_mean",
+        "rollout/accuracy",
+        "rollout/frac_all_correct",
+        "rollout/frac_all_wrong",
+        "rollout/frac_mixed",
+        "rollout/frac_zero_std",
+        "rollout/completion_len_mean",
+        "correction/num_anchors",
+        "correction/fix_rate",
+        "correction/retention",
+        "correction/break_rate",
+        "correction/accuracy",
+        "time/generate_s",
+        "time/verify_s",
+        "throughput/tokens_per_s",
+        "rollout/generated_tokens",
+    ):
+        assert key in m, key
+    assert m["rollout/accuracy"] == pytest.approx(7 / 16)
+    assert m["rollout/reward_mean"] == pytest.approx(7 / 16)
+    assert m["rollout/frac_all_correct"] == 0.25 and m["rollout/frac_all_wrong"] == 0.25
+    assert m["rollout/frac_mixed"] == 0.5 and m["rollout/frac_zero_std"] == 0.5
+    assert m["verify/status_ok"] == 7 and m["verify/status_wrong"] == 9
+    assert m["correction/num_anchors"] == 4
+    # every anchor gets one right and one wrong revision
+    assert m["correction/fix_rate"] == 0.5 and m["correction/retention"] == 0.5
+    assert m["correction/break_rate"] == 0.5 and m["correction/accuracy"] == 0.5
+    lengths = [
+        len(c)
+        for c in (answer(r.reference, bool(s)) for r, s in zip([x for x in RECORDS for _ in range(G)], MAIN_SUCCESS))
+    ]
+    assert m["rollout/completion_len_mean"] == pytest.approx(sum(lengths) / len(lengths) + 1)  # + EOS
+    generated = batch.loss_mask.sum().item()
+    assert m["rollout/generated_tokens"] == generated
+    assert len(batch.samples) == 4
+    assert set(batch.samples[0]) == {"prompt", "attempt", "attempt_verdict", "correction", "correction_verdict"}
+
+
+class SkippingVerifier(ExactIntegerVerifier):
+    """Reference '?' means an unparseable gold answer: a counted skip, never a reward."""
+
+    def __call__(self, completions, references):
+        return [
+            VerifierResult(False, 0.0, VerifyStatus.SKIPPED) if ref == "?" else result
+            for result, ref in zip(
+                super().__call__(completions, [r if r != "?" else "0" for r in references]), references
+            )
+        ]
+
+
+def test_skipped_group_is_dropped_from_the_loss(built_tokenizer):
+    records = [RECORDS[0], Record(id="bad", prompt="Q:1+1\nA:", reference="?")]
+
+    def script(prompt, j, seed):
+        return answer("2", j % 2 == 0)
+
+    engine = ScriptedEngine(built_tokenizer, script)
+    batch = collect_round(
+        engine,
+        built_tokenizer,
+        SkippingVerifier(),
+        records,
+        algo(num_anchors=8),
+        SAMPLING,
+        TEMPLATE,
+        1.0,
+        seed=0,
+        step=0,
+    )
+    bad_rows = slice(G, 2 * G)
+    assert batch.loss_mask[bad_rows].sum() == 0
+    assert (batch.advantages[bad_rows] == 0).all()
+    assert batch.metrics["verify/status_skipped"] == G
+    # no anchor comes from the skipped problem
+    assert all(not p.startswith("Q:1+1\nA:") for p in engine.calls[1][0])

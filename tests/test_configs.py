@@ -1,0 +1,238 @@
+"""Every shipped config composes (and builds); each ablation file turns exactly its one knob;
+bad input fails before any work with a message that names the key."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hydra.errors import ConfigCompositionException, InstantiationException
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+from cipo.algorithms.config import AlgorithmConfig
+from cipo.cli import check_task_fits_model, sampling_settings, train
+from cipo.data.datamodule import PromptDataModule
+from cipo.models.builtin import build_config
+from conftest import CONF_DIR, compose_train
+
+GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
+GROUP_FILES = [(group, path.stem) for group in GROUPS for path in sorted((CONF_DIR / group).glob("*.yaml"))]
+ALGORITHMS = sorted(p.stem for p in (CONF_DIR / "algorithm").glob("*.yaml"))
+
+
+def _algorithm(cfg) -> AlgorithmConfig:
+    return AlgorithmConfig.from_dict(OmegaConf.to_container(cfg.algorithm, resolve=True))
+
+
+def test_groups_are_found():
+    assert {"algorithm", "data", "rollout", "trainer", "model", "logger", "callbacks", "debug"} <= set(GROUPS)
+    assert len(ALGORITHMS) >= 8
+
+
+@pytest.mark.parametrize("group, name", GROUP_FILES, ids=[f"{g}/{n}" for g, n in GROUP_FILES])
+def test_every_config_composes_and_resolves(group, name, tmp_path, tiny_policy_dir):
+    overrides = [f"{group}={name}"]
+    if (group, name) == ("model", "local"):
+        overrides.append(f"model.path={tiny_policy_dir}")
+    with compose_train(overrides, tmp_path=tmp_path, fast=False) as cfg:
+        container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # no ??? left, no bad ${}
+        assert container["paths"]["output_dir"] == str(tmp_path / "run")
+        # the pieces train() builds first must build from every file
+        algorithm = _algorithm(cfg)
+        settings = sampling_settings(cfg.rollout)
+        assert settings.max_new_tokens >= 1 and algorithm.group_size >= 1
+        instantiate(cfg.verifier)
+        datamodule = instantiate(cfg.data, updates_per_step=algorithm.updates_per_step, _convert_="all")
+        assert isinstance(datamodule, PromptDataModule)
+        assert "{problem}" in datamodule.correction_template and "{attempt}" in datamodule.correction_template
+        assert "{verdict}" in datamodule.verdict_template
+        assert cfg.trainer._target_ == "lightning.Trainer"
+        for section in ("logger", "callbacks"):
+            for key, node in (cfg.get(section) or {}).items():
+                assert node is None or "_target_" in node, f"{section}.{key}"
+
+
+def test_default_data_builds_records_of_both_splits(tmp_path):
+    with compose_train(["data.train.num_records=32", "data.heldout.num_records=8"], tmp_path=tmp_path) as cfg:
+        datamodule = instantiate(cfg.data, updates_per_step=1, _convert_="all")
+        datamodule.setup("fit")
+        assert len(datamodule.train_records) == 32 and len(datamodule.heldout_records) == 8
+        assert {r.meta["split"] for r in datamodule.heldout_records} == {"heldout"}
+
+
+# ---------------------------------------------------------------- one knob per ablation
+def _diff(a, b, prefix="") -> dict[str, tuple]:
+    out = {}
+    for field in dataclasses.fields(a):
+        x, y = getattr(a, field.name), getattr(b, field.name)
+        if dataclasses.is_dataclass(x):
+            out.update(_diff(x, y, f"{prefix}{field.name}."))
+        elif x != y:
+            out[f"{prefix}{field.name}"] = (x, y)
+    return out
+
+
+KNOBS = {
+    "cipo": {},
+    "grpo": {"correction.enabled": False},
+    "cipo_failed_only": {"correction.replay.initial": 0.0, "correction.replay.min": 0.0, "correction.replay.max": 0.0},
+    "cipo_no_risk": {"correction.penalty": 0.0},
+    "cipo_sft_corrections": {"correction.objective": "sft"},
+    "cipo_reveal_verdict": {"correction.reveal_verdict": True},
+    "cipo_uniform_anchors": {"correction.prefer_band": False},
+    "cipo_fixed_replay": {"correction.replay.adaptive": False},
+}
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_algorithm_file_turns_the_knob_its_name_says(name, tmp_path):
+    with compose_train([], tmp_path=tmp_path, fast=False) as cfg:
+        base = _algorithm(cfg)
+    with compose_train([f"algorithm={name}"], tmp_path=tmp_path, fast=False) as cfg:
+        algorithm = _algorithm(cfg)
+    assert algorithm.name == name, "the file's `name:` must match its file name"
+    assert name in KNOBS, f"conf/algorithm/{name}.yaml is new: add the knob it turns to KNOBS"
+    changed = {key: new for key, (_, new) in _diff(base, algorithm).items() if key != "name"}
+    assert changed == KNOBS[name]
+
+
+def test_debug_fast_is_small(tmp_path):
+    with compose_train([], tmp_path=tmp_path) as cfg:
+        assert cfg.trainer.max_epochs == 2 and cfg.data.batch_size == 4
+        assert cfg.algorithm.group_size == 4 and cfg.rollout.max_new_tokens == 32
+        assert "rich_progress_bar" not in cfg.callbacks
+
+
+# ------------------------------------------------------------------ bad input, early
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("+algorithm.foo=1", r"algorithm: unknown key\(s\) \['foo'\]"),
+        ("+algorithm.correction.bar=1", r"algorithm\.correction: unknown key\(s\) \['bar'\]"),
+        ("algorithm.group_size=-1", r"algorithm\.group_size"),
+        ("algorithm.group_size=abc", r"algorithm\.group_size: expected an integer"),
+        ("algorithm.correction.penalty=-1", r"algorithm\.correction\.penalty"),
+        ("algorithm.correction.objective=dpo", r"algorithm\.correction\.objective"),
+        ("algorithm.advantage=ppo", r"algorithm\.advantage"),
+        ("rollout.top_p=0", r"rollout\.top_p"),
+        ("rollout.temperature=-1", r"rollout\.temperature"),
+        ("rollout.max_new_tokens=0", r"rollout\.max_new_tokens"),
+    ],
+)
+def test_bad_algorithm_or_rollout_fails_before_any_work(override, match, tmp_path, monkeypatch):
+    import cipo.cli
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the policy was loaded before the config was validated")
+
+    monkeypatch.setattr(cipo.cli, "load_policy", no_loading)
+    with compose_train([override], tmp_path=tmp_path, model_path="/nonexistent") as cfg:
+        with pytest.raises(ValueError, match=match):
+            train(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_acc_band_inverted_names_both_keys(tmp_path):
+    overrides = ["algorithm.correction.acc_low=0.9", "algorithm.correction.acc_high=0.1"]
+    with compose_train(overrides, tmp_path=tmp_path) as cfg:
+        with pytest.raises(ValueError, match=r"algorithm\.correction\.acc_low/acc_high.*acc_low=0\.9"):
+            train(cfg)
+
+
+def test_bad_batch_size_names_the_key(tmp_path, tiny_policy_dir):
+    with compose_train(["data.batch_size=0"], tmp_path=tmp_path, model_path=tiny_policy_dir) as cfg:
+        # hydra.utils.instantiate wraps the ValueError; the message still names the key
+        with pytest.raises((ValueError, InstantiationException), match=r"data\.batch_size .*must be >= 1, got 0"):
+            train(cfg)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_bad_batch_size_fails_before_loading_the_policy(tmp_path, monkeypatch):
+    import cipo.cli
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the policy was loaded before data.* was validated")
+
+    monkeypatch.setattr(cipo.cli, "load_policy", no_loading)
+    with compose_train(["data.batch_size=0"], tmp_path=tmp_path) as cfg:
+        with pytest.raises((ValueError, InstantiationException), match=r"data\.batch_size"):
+            train(cfg)
+
+
+def test_missing_model_names_model_path(tmp_path):
+    with compose_train([], tmp_path=tmp_path, model_path="/nonexistent") as cfg:
+        with pytest.raises(FileNotFoundError, match=r"model\.path='/nonexistent'"):
+            train(cfg)
+
+
+def test_model_local_without_path_fails(tmp_path):
+    with compose_train(["model=local"], tmp_path=tmp_path) as cfg:
+        with pytest.raises(Exception, match=r"model\.path|Missing mandatory value"):
+            train(cfg)
+
+
+def test_too_long_generation_for_the_model_names_the_key(tmp_path, tiny_policy_dir):
+    with compose_train(["rollout.max_new_tokens=300"], tmp_path=tmp_path, model_path=tiny_policy_dir) as cfg:
+        with pytest.raises(ValueError, match=r"rollout\.max_new_tokens=300"):
+            train(cfg)
+
+
+@pytest.mark.parametrize("override", ["algorithm.foo=1", "rollout.nucleus=0.9", "trainer.max_epoch=3"])
+def test_override_of_unknown_key_without_plus_fails_at_compose(override, tmp_path):
+    with pytest.raises(ConfigCompositionException, match=override.split("=")[0].replace(".", r"\.")):
+        with compose_train([override], tmp_path=tmp_path):
+            pass
+
+
+def _letters_tokenizer() -> PreTrainedTokenizerFast:
+    vocab = {"<unk>": 0, "<pad>": 1, "</s>": 2, **{c: i + 3 for i, c in enumerate("abcdefg")}}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
+    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>", eos_token="</s>")
+
+
+class _Model:
+    def __init__(self, positions: int) -> None:
+        self.config = build_config("tiny", 10, max_positions=positions)
+
+
+def _datamodule(tmp_path):
+    with compose_train(["data.train.num_records=16", "data.heldout.num_records=4"], tmp_path=tmp_path) as cfg:
+        datamodule = instantiate(cfg.data, updates_per_step=1, _convert_="all")
+    datamodule.setup("fit")
+    return datamodule
+
+
+def test_task_model_mismatch_is_reported(tmp_path, built_tokenizer):
+    datamodule = _datamodule(tmp_path)
+    tokenizer = _letters_tokenizer()
+    assert tokenizer.unk_token_id in tokenizer("Q:1+2", add_special_tokens=False)["input_ids"]
+    with pytest.raises(ValueError, match="mismatch"):
+        check_task_fits_model(tokenizer, _Model(512), datamodule, max_new_tokens=32)
+    check_task_fits_model(built_tokenizer, _Model(512), datamodule, max_new_tokens=32)  # the right one passes
+    with pytest.raises(ValueError, match=r"rollout\.max_new_tokens"):
+        check_task_fits_model(built_tokenizer, _Model(64), datamodule, max_new_tokens=32)
+
+
+def _whitespace_dropping_tokenizer() -> PreTrainedTokenizerFast:
+    """Knows every task character but silently drops whitespace (no <unk> is ever produced),
+    which is what the Qwen2 tokenizer that AutoTokenizer substitutes does to the built-in one."""
+    from cipo.models.builtin import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    backend = tokenizer.backend_tokenizer
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split("", behavior="isolated")]
+    )
+    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>", eos_token="</s>")
+
+
+def test_task_model_mismatch_catches_dropped_characters(tmp_path):
+    tokenizer = _whitespace_dropping_tokenizer()
+    ids = tokenizer("Q:1+2\nA:", add_special_tokens=False)["input_ids"]
+    assert tokenizer.unk_token_id not in ids and tokenizer.decode(ids) == "Q:1+2A:"  # the premise
+    with pytest.raises(ValueError, match="mismatch"):
+        check_task_fits_model(tokenizer, _Model(512), _datamodule(tmp_path), max_new_tokens=32)

@@ -1,0 +1,317 @@
+"""CIPOModule: a step moves every parameter, micro-batching never changes the gradient, the
+hand-over guard, the KL reference, PPO epochs. Driven through a real lightning.Trainer with
+the RolloutCallback and a scripted engine (so rewards are mixed and advantages non-zero)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+
+import lightning as L
+import pytest
+import torch
+
+from cipo.algorithms.config import AlgorithmConfig, CorrectionConfig
+from cipo.callbacks.rollout import RolloutCallback
+from cipo.data.datamodule import PromptDataModule
+from cipo.module import CIPOModule
+from cipo.rollout.collect import collect_round
+from cipo.rollout.engine import SamplingSettings
+from cipo.tasks.arithmetic import arithmetic_records
+from cipo.types import RolloutBatch
+from cipo.verifiers.exact_answer import ExactIntegerVerifier
+from fakes import ScriptedEngine, alternating_script, scripted_engine_factory
+
+TEMPLATE = "{problem}{attempt}\nCheck:\nA:"
+VERDICT_TEMPLATE = "{problem}{attempt}\nThat answer is {verdict}. Check:\nA:"
+SAMPLING = SamplingSettings(max_new_tokens=24)
+TRAIN = arithmetic_records("train", 16, seed=0, levels=[1, 2])
+HELDOUT = arithmetic_records("heldout", 4, seed=0, levels=[1, 2])
+
+
+def algorithm(**overrides) -> AlgorithmConfig:
+    correction = overrides.pop("correction", {})
+    base = AlgorithmConfig(group_size=4, correction=CorrectionConfig(num_anchors=2, samples_per_anchor=2, **correction))
+    return dataclasses.replace(base, **overrides)
+
+
+def make_module(policy, tokenizer, algo, lr=1e-2, optimizer=torch.optim.AdamW, micro_batch_size=64, **kwargs):
+    return CIPOModule(
+        policy,
+        tokenizer,
+        algo,
+        optimizer=functools.partial(optimizer, lr=lr),
+        micro_batch_size=micro_batch_size,
+        max_new_tokens=SAMPLING.max_new_tokens,
+        **kwargs,
+    )
+
+
+def make_datamodule(algo, batch_size=4):
+    return PromptDataModule(
+        train=lambda: list(TRAIN),
+        heldout=lambda: list(HELDOUT),
+        batch_size=batch_size,
+        correction_template=TEMPLATE,
+        verdict_template=VERDICT_TEMPLATE,
+        seed=0,
+        updates_per_step=algo.updates_per_step,
+    )
+
+
+def make_trainer(max_epochs=1, callbacks=()):
+    return L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=max_epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+        log_every_n_steps=1,
+        callbacks=list(callbacks),
+    )
+
+
+def fit(module, algo, max_epochs=1, extra_callbacks=(), val_every=0):
+    rollout = RolloutCallback(
+        engine=scripted_engine_factory(TRAIN + HELDOUT),
+        verifier=ExactIntegerVerifier(),
+        algorithm=algo,
+        sampling=SAMPLING,
+        val_every=val_every,
+    )
+    trainer = make_trainer(max_epochs, [rollout, *extra_callbacks])
+    trainer.fit(module, datamodule=make_datamodule(algo))
+    return trainer, rollout
+
+
+def snapshot(model) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+@pytest.fixture
+def policy(tiny_policy):
+    return tiny_policy[0]
+
+
+def scripted_batch(tokenizer, algo, records=TRAIN[:4], step=0) -> RolloutBatch:
+    engine = ScriptedEngine(tokenizer, alternating_script(records))
+    return collect_round(
+        engine, tokenizer, ExactIntegerVerifier(), records, algo, SAMPLING, TEMPLATE, 0.5, seed=0, step=step
+    )
+
+
+# ------------------------------------------------------------------------------- (a)
+def test_every_parameter_changes_after_one_step(policy, built_tokenizer):
+    algo = algorithm()
+    before = snapshot(policy)
+    module = make_module(policy, built_tokenizer, algo)
+    trainer, _ = fit(module, algo)
+    assert trainer.global_step == 1
+    unchanged = [name for name, p in policy.named_parameters() if torch.equal(p.detach(), before[name])]
+    assert not unchanged, f"parameters unchanged after a step: {unchanged}"
+    metrics = trainer.callback_metrics
+    assert metrics["train/grad_norm"] > 0
+    assert float(metrics["train/ratio_mean"]) == pytest.approx(1.0, abs=1e-5)  # on-policy: old == new
+    assert metrics["rollout/accuracy"] == pytest.approx(0.5)
+
+
+# ------------------------------------------------------------------------------- (b)
+def grads_with_micro_batch(policy, tokenizer, algo, batch, micro_batch_size):
+    model = copy.deepcopy(policy)
+    module = make_module(model, tokenizer, algo, micro_batch_size=micro_batch_size)
+    denominators = module._denominators(batch)
+    for start in range(0, len(batch), micro_batch_size):
+        micro = batch.select(torch.arange(start, min(start + micro_batch_size, len(batch))))
+        loss, _ = module._micro_batch_loss(micro, denominators)
+        loss.backward()
+    return {name: p.grad.clone() for name, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("loss_agg", ["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"])
+@pytest.mark.parametrize("objective", ["rl", "sft"])
+def test_micro_batch_size_never_changes_the_gradient(policy, built_tokenizer, loss_agg, objective):
+    algo = algorithm(loss_agg=loss_agg, kl_coef=0.0, correction={"objective": objective})
+    batch = scripted_batch(built_tokenizer, algo)
+    assert batch.is_correction.any() and (batch.advantages != 0).any()
+    if objective == "sft":
+        assert batch.sft_mask.any()
+    full = grads_with_micro_batch(policy, built_tokenizer, algo, batch, len(batch))
+    for size in (1, 3):
+        micro = grads_with_micro_batch(policy, built_tokenizer, algo, batch, size)
+        for name in full:
+            torch.testing.assert_close(micro[name], full[name], atol=1e-5, rtol=1e-4, msg=f"{name} (micro={size})")
+    assert sum(g.abs().sum() for g in full.values()) > 0
+
+
+def test_micro_batch_size_same_parameters_after_a_trainer_step(policy, built_tokenizer):
+    algo = algorithm()
+    results = []
+    for size in (1, 64):
+        model = copy.deepcopy(policy)
+        module = make_module(model, built_tokenizer, algo, lr=0.5, optimizer=torch.optim.SGD, micro_batch_size=size)
+        fit(module, algo)
+        results.append(snapshot(model))
+    moved = sum(float((results[1][n] - p.detach()).abs().sum()) for n, p in policy.named_parameters())
+    assert moved > 0
+    for name in results[0]:
+        torch.testing.assert_close(results[0][name], results[1][name], atol=1e-5, rtol=0, msg=name)
+
+
+# ------------------------------------------------------------------------------- (c)
+def test_missing_rollout_callback_raises(policy, built_tokenizer):
+    algo = algorithm()
+    module = make_module(policy, built_tokenizer, algo)
+    with pytest.raises(RuntimeError, match="RolloutCallback"):
+        make_trainer().fit(module, datamodule=make_datamodule(algo))
+
+
+def test_stale_rollout_batch_raises(policy, built_tokenizer):
+    algo = algorithm()
+    module = make_module(policy, built_tokenizer, algo)
+    module.rollout_batch = scripted_batch(built_tokenizer, algo, step=0)
+    assert module._current_batch() is module.rollout_batch  # epoch 0, batch of step 0
+
+    class StaleHandOver(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            pl_module.rollout_batch = scripted_batch(built_tokenizer, algo, step=7)
+
+    with pytest.raises(RuntimeError, match=r"epoch 0 \(have one for 7\).*RolloutCallback"):
+        make_trainer(callbacks=[StaleHandOver()]).fit(module, datamodule=make_datamodule(algo))
+
+
+def test_batch_is_released_after_the_epoch(policy, built_tokenizer):
+    algo = algorithm()
+    module = make_module(policy, built_tokenizer, algo)
+    fit(module, algo)
+    assert module.rollout_batch is None
+
+
+# ------------------------------------------------------------------------------- (d)
+def test_kl_reference_is_frozen_copy_and_kl_is_logged(policy, built_tokenizer):
+    algo = algorithm(kl_coef=0.1)
+    initial = snapshot(policy)
+    module = make_module(policy, built_tokenizer, algo)
+    logged = []
+
+    class KLSpy(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            logged.append(float(trainer.callback_metrics["train/kl"]))
+
+    trainer, _ = fit(module, algo, max_epochs=2, extra_callbacks=[KLSpy()])
+    reference = module.reference_model
+    assert reference is not None and reference is not policy
+    assert not reference.training
+    assert all(not p.requires_grad for p in reference.parameters())
+    for name, p in reference.named_parameters():
+        assert torch.equal(p, initial[name]), name  # the reference is the initial policy
+    assert any(not torch.equal(p.detach(), initial[n]) for n, p in policy.named_parameters())
+    assert len(logged) == 2
+    assert logged[0] == pytest.approx(0.0, abs=1e-6)  # before any update policy == reference
+    assert logged[1] > 0
+
+
+def test_kl_reference_is_not_in_the_checkpoint(policy, built_tokenizer):
+    module = make_module(policy, built_tokenizer, algorithm(kl_coef=0.1))
+    module.setup("fit")
+    assert module.reference_model is not None
+    assert not any(name.startswith("_reference") for name in module.state_dict())
+
+
+def test_no_reference_without_kl(policy, built_tokenizer):
+    algo = algorithm()
+    module = make_module(policy, built_tokenizer, algo)
+    trainer, _ = fit(module, algo)
+    assert module.reference_model is None
+    assert "train/kl" not in trainer.callback_metrics
+
+
+# ------------------------------------------------------------------------------- (e)
+def test_ppo_epochs_compute_old_logprobs_once_and_step_twice(policy, built_tokenizer, monkeypatch):
+    algo = algorithm(ppo_epochs=2)
+    module = make_module(policy, built_tokenizer, algo, lr=5e-2)
+    calls = []
+    original = CIPOModule._policy_logprobs
+
+    def spy(self, batch):
+        calls.append(self.current_epoch)
+        return original(self, batch)
+
+    monkeypatch.setattr(CIPOModule, "_policy_logprobs", spy)
+    ratios = []
+
+    class RatioSpy(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            ratios.append(float(trainer.callback_metrics["train/ratio_mean"]))
+
+    trainer, _ = fit(module, algo, max_epochs=2, extra_callbacks=[RatioSpy()])
+    assert trainer.global_step == 4  # 2 optimizer steps per RL step
+    assert calls == [0, 1]  # old logprobs once per rollout batch
+    assert ratios[0] == pytest.approx(1.0, abs=1e-5) and ratios[2] == pytest.approx(1.0, abs=1e-5)
+    assert abs(ratios[1] - 1.0) > 1e-4 and abs(ratios[3] - 1.0) > 1e-4  # second pass: policy moved
+
+
+def test_mini_batches_partition_the_rows(policy, built_tokenizer):
+    algo = algorithm(num_mini_batches=3, ppo_epochs=2)
+    module = make_module(policy, built_tokenizer, algo)
+    for ppo_epoch in range(2):
+        chunks = [module._mini_batch_rows(20, ppo_epoch * 3 + k) for k in range(3)]
+        rows = torch.cat(chunks)
+        assert sorted(rows.tolist()) == list(range(20))
+    first = torch.cat([module._mini_batch_rows(20, k) for k in range(3)])
+    second = torch.cat([module._mini_batch_rows(20, 3 + k) for k in range(3)])
+    assert not torch.equal(first, second)  # reshuffled every PPO epoch
+
+
+def test_num_mini_batches_steps(policy, built_tokenizer):
+    algo = algorithm(num_mini_batches=2)
+    module = make_module(policy, built_tokenizer, algo)
+    trainer, _ = fit(module, algo)
+    assert trainer.global_step == 2
+
+
+# --------------------------------------------------------------------------- misc
+def test_logged_train_metrics(policy, built_tokenizer):
+    algo = algorithm()
+    module = make_module(policy, built_tokenizer, algo)
+    trainer, _ = fit(module, algo)
+    metrics = trainer.callback_metrics
+    for key in (
+        "train/loss",
+        "train/pg_loss",
+        "train/correction_loss",
+        "train/clipfrac",
+        "train/grad_norm",
+        "train/lr",
+        "train/entropy",
+        "rollout/logprob_diff_mean",
+        "train/tokens",
+    ):
+        assert key in metrics, key
+    assert float(metrics["train/lr"]) == pytest.approx(1e-2)
+    assert float(metrics["train/loss"]) == pytest.approx(
+        float(metrics["train/pg_loss"]) + algo.correction.coef * float(metrics["train/correction_loss"]), abs=1e-5
+    )
+    assert float(metrics["train/entropy"]) > 0
+
+
+def test_non_finite_gradient_is_skipped_then_stops(policy, built_tokenizer, monkeypatch):
+    algo = algorithm()
+    module = make_module(policy, built_tokenizer, algo, max_consecutive_skips=2)
+    before = snapshot(policy)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda params, max_norm: torch.tensor(float("nan")))
+    with pytest.raises(RuntimeError, match="max_consecutive_skips"):
+        fit(module, algo, max_epochs=3)
+    assert module.skipped_steps == 2
+    for name, p in policy.named_parameters():
+        assert torch.equal(p.detach(), before[name]), name
+
+
+def test_micro_batch_size_validation(policy, built_tokenizer):
+    with pytest.raises(ValueError, match="micro_batch_size"):
+        make_module(policy, built_tokenizer, algorithm(), micro_batch_size=0)
