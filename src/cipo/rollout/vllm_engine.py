@@ -144,8 +144,8 @@ class VLLMEngine:
         started = time.perf_counter()
         self._wake(["weights"])
         self._push_weights()
-        self.llm.reset_prefix_cache()
         self._wake(["kv_cache"])
+        self.llm.reset_prefix_cache()  # cached KV was computed with the old weights
         push_s = time.perf_counter() - started
         return SyncReport(self.probe_logprob_diff(), self.sync_tolerance, push_s)
 
