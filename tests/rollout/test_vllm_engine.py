@@ -113,6 +113,16 @@ def test_seeds_and_greedy(engine, policy):
 
 
 @needs_vllm
+def test_seeded_batch_larger_than_one_scheduler_step(engine):
+    """Regression: > max_num_batched_tokens (4096) of prompts with seeds crashed vLLM 0.32's CPU
+    runner when a prompt was split over steps (chunked prefill; now off on CPU)."""
+    prompts = ["Q:" + "+".join(str((i * 7 + j) % 10) for j in range(30)) + "\nA:" for i in range(80)]
+    settings = SamplingSettings(max_new_tokens=4)
+    first, again = engine.generate(prompts, 2, settings, seed=3), engine.generate(prompts, 2, settings, seed=3)
+    assert [c.token_ids for g in first for c in g] == [c.token_ids for g in again for c in g]
+
+
+@needs_vllm
 def test_sync_check_passes_after_an_update_and_catches_a_skipped_sync(engine, policy):
     model, _ = policy
     with torch.no_grad():

@@ -1,6 +1,6 @@
 """RolloutCallback: generation, verification and correction episodes around every RL step.
 
-    on_train_start        sync the engine (and check it), validate the initial policy (val/* at 0)
+    on_train_start        sync the engine and check it, validate the initial policy (val/* at 0)
     on_train_epoch_start  prompts -> collect_round -> pl_module.rollout_batch; log rollout/*;
                           let the engine sleep (free GPU memory) while the trainer runs
     on_train_epoch_end    hand weights to the engine and check the sync, update the replay
@@ -64,10 +64,9 @@ class RolloutCallback(L.Callback):
             self.engine = self.engine_factory(model=pl_module.policy, tokenizer=pl_module.tokenizer)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # After a checkpoint restore the trainer's weights are not the ones the engine started from.
-        metrics = self._sync(trainer)
-        if "rollout/sync_logprob_diff" in metrics:
-            self._log_to_loggers(trainer, metrics, step=trainer.current_epoch)
+        # After a checkpoint restore the trainer's weights are not the ones the engine started
+        # from; checked (a failure is logged and stops the run) but not logged when it passes.
+        self._sync(trainer)
         if self.val_every and trainer.current_epoch == 0:
             self._validate(trainer, pl_module, completed_steps=0)
 

@@ -103,6 +103,9 @@ class VLLMEngine:
                 max_model_len=max_model_len,
                 enforce_eager=on_cpu if enforce_eager is None else enforce_eager,
                 logprobs_mode="processed_logprobs",
+                # vLLM 0.32 CPU: a seeded request whose prompt is split over steps crashes
+                # ("CPU Generator does not use offset"); whole-prompt prefills avoid it.
+                **({"enable_chunked_prefill": False} if on_cpu else {}),
             )
         finally:
             torch.set_num_threads = set_num_threads
