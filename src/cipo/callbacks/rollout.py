@@ -145,7 +145,7 @@ class RolloutCallback(L.Callback):
                 f"log-probabilities of the probe differ by up to {report.logprob_diff:.3g} > "
                 f"rollout.sync_tolerance={report.tolerance:g}. The engine is not sampling from the "
                 "trained weights (a failed or partial sync), or its kernels differ more than the tolerance "
-                "allows (bf16 needs about 0.05: raise rollout.sync_tolerance)"
+                "allows (bf16 typically needs 0.1-0.25: raise rollout.sync_tolerance)"
             )
         return metrics
 
