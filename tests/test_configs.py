@@ -117,6 +117,8 @@ def test_debug_fast_is_small(tmp_path):
         ("algorithm.correction.penalty=-1", r"algorithm\.correction\.penalty"),
         ("algorithm.correction.objective=dpo", r"algorithm\.correction\.objective"),
         ("algorithm.advantage=ppo", r"algorithm\.advantage"),
+        ("algorithm.is_weights_cap=0", r"algorithm\.is_weights_cap: must be null or a number > 0"),
+        ("algorithm.is_weights_cap=abc", r"algorithm\.is_weights_cap"),
         ("rollout.top_p=0", r"rollout\.top_p"),
         ("rollout.temperature=-1", r"rollout\.temperature"),
         ("rollout.max_new_tokens=0", r"rollout\.max_new_tokens"),

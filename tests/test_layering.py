@@ -52,3 +52,13 @@ def test_detector_sees_nested_and_from_imports(tmp_path):
     f = tmp_path / "x.py"
     f.write_text("import os\nfrom hydra.core import x\ndef g():\n    import vllm.engine as e\n")
     assert _imported_roots(f) & FORBIDDEN == {"hydra", "vllm"}
+
+
+def test_only_the_vllm_engine_imports_vllm_and_only_lazily():
+    importers = {str(f.relative_to(SRC)) for f in SRC.rglob("*.py") if "vllm" in _imported_roots(f)}
+    assert importers == {"rollout/vllm_engine.py"}
+    tree = ast.parse((SRC / "rollout" / "vllm_engine.py").read_text())
+    top_level = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    roots = {alias.name.split(".")[0] for node in top_level if isinstance(node, ast.Import) for alias in node.names}
+    roots |= {node.module.split(".")[0] for node in top_level if isinstance(node, ast.ImportFrom) and node.module}
+    assert "vllm" not in roots, "import vllm inside functions: the module must import without vLLM installed"

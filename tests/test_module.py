@@ -315,3 +315,28 @@ def test_non_finite_gradient_is_skipped_then_stops(policy, built_tokenizer, monk
 def test_micro_batch_size_validation(policy, built_tokenizer):
     with pytest.raises(ValueError, match="micro_batch_size"):
         make_module(policy, built_tokenizer, algorithm(), micro_batch_size=0)
+
+
+def test_is_weights_cap_reweights_tokens_by_the_engine_mismatch(policy, built_tokenizer):
+    """With a cap, each token's loss is scaled by min(exp(old - engine), cap); off by default."""
+    batch = scripted_batch(built_tokenizer, algorithm())
+    plain = make_module(policy, built_tokenizer, algorithm())
+    capped = make_module(policy, built_tokenizer, algorithm(is_weights_cap=2.0))
+    denominators = plain._denominators(batch)
+    loss_plain, stats_plain = plain._micro_batch_loss(batch, denominators)
+    loss_capped, stats_capped = capped._micro_batch_loss(batch, denominators)
+    assert "is_weight_sum" not in stats_plain
+    mean_weight = stats_capped["is_weight_sum"] / stats_capped["rl_tokens"]
+    assert 0 < mean_weight <= 2.0
+    assert not torch.isclose(loss_plain, loss_capped)
+    # all-equal logprobs: every weight is exp(0) = 1 and the loss is unchanged
+    same = dataclasses.replace(batch, engine_logprobs=plain._policy_logprobs(batch))
+    torch.testing.assert_close(
+        capped._micro_batch_loss(same, denominators)[0], plain._micro_batch_loss(same, denominators)[0]
+    )
+
+
+def test_is_weight_mean_is_logged(policy, built_tokenizer):
+    algo = algorithm(is_weights_cap=2.0)
+    trainer, _ = fit(make_module(policy, built_tokenizer, algo), algo)
+    assert 0 < float(trainer.callback_metrics["train/is_weight_mean"]) <= 2.0

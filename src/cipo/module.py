@@ -22,7 +22,14 @@ import torch
 
 from cipo.algorithms.config import AlgorithmConfig
 from cipo.algorithms.logprobs import token_entropy, token_logprobs
-from cipo.algorithms.losses import aggregate_loss, clipped_surrogate, kl_penalty, loss_denominator, sft_nll
+from cipo.algorithms.losses import (
+    aggregate_loss,
+    clipped_surrogate,
+    kl_penalty,
+    loss_denominator,
+    sft_nll,
+    truncated_is_weights,
+)
 from cipo.types import RolloutBatch
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
@@ -166,8 +173,12 @@ class CIPOModule(L.LightningModule):
         old = logprobs.detach() if micro.old_logprobs is None else micro.old_logprobs.to(device)
         masks = {name: mask.to(device) for name, mask in self._stream_masks(micro).items()}
         rl_mask = masks["main"] + masks["correction"]
+        engine_logprobs = micro.engine_logprobs.to(device)
+        is_weights = None
+        if algo.is_weights_cap is not None:
+            is_weights = truncated_is_weights(old, engine_logprobs, algo.is_weights_cap)
         per_token, clip_stats = clipped_surrogate(
-            logprobs, old, micro.advantages.to(device), rl_mask, algo.clip_low, algo.clip_high
+            logprobs, old, micro.advantages.to(device), rl_mask, algo.clip_low, algo.clip_high, is_weights
         )
         agg = dict(mode=algo.loss_agg, max_len=self.max_new_tokens)
         pg_main = aggregate_loss(per_token, masks["main"], denominator=denominators["main"] or None, **agg)
@@ -179,10 +190,12 @@ class CIPOModule(L.LightningModule):
             "pg_loss": float(pg_main.detach()),
             "correction_loss": float((pg_corr + sft).detach()),
             "entropy_sum": float((token_entropy(logits, self.temperature) * loss_mask).sum()),
-            "logprob_diff_sum": float(((logprobs.detach() - micro.engine_logprobs.to(device)).abs() * loss_mask).sum()),
+            "logprob_diff_sum": float(((logprobs.detach() - engine_logprobs).abs() * loss_mask).sum()),
             **{f"{name}_sum": value * float(rl_mask.sum()) for name, value in clip_stats.items()},
             "rl_tokens": float(rl_mask.sum()),
         }
+        if is_weights is not None:
+            stats["is_weight_sum"] = float((is_weights * rl_mask).sum())
         if algo.kl_coef > 0:
             with torch.no_grad():
                 ref_logprobs = token_logprobs(
@@ -234,4 +247,6 @@ class CIPOModule(L.LightningModule):
             metrics[f"train/{name}"] = totals.get(f"{name}_sum", 0.0) / rl_tokens
         if "kl" in totals:
             metrics["train/kl"] = totals["kl"]
+        if "is_weight_sum" in totals:
+            metrics["train/is_weight_mean"] = totals["is_weight_sum"] / rl_tokens
         return metrics

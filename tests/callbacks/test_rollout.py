@@ -15,10 +15,10 @@ from cipo.algorithms.replay import ReplayControl, ReplayState, initial_replay_st
 from cipo.callbacks.rollout import RolloutCallback
 from cipo.data.datamodule import PromptDataModule
 from cipo.module import CIPOModule
-from cipo.rollout.engine import SamplingSettings
+from cipo.rollout.engine import SamplingSettings, SyncReport
 from cipo.tasks.arithmetic import arithmetic_records
 from cipo.verifiers.exact_answer import ExactIntegerVerifier
-from fakes import scripted_engine_factory
+from fakes import ScriptedEngine, scripted_engine_factory
 
 TRAIN = arithmetic_records("train", 12, seed=0, levels=[1, 2])
 HELDOUT = arithmetic_records("heldout", 5, seed=0, levels=[1, 2])
@@ -147,6 +147,25 @@ def test_engine_is_built_once_on_the_trainers_policy(policy, built_tokenizer):
     dm = PromptDataModule(lambda: list(TRAIN), lambda: [], 2, "{problem}{attempt}", "{verdict}")
     trainer.fit(module, datamodule=dm)
     assert len(made) == 1 and made[0][0] is policy and made[0][1] is built_tokenizer
+
+
+def test_sync_report_is_logged_and_the_engine_sleeps_before_training(policy, built_tokenizer, monkeypatch):
+    events = []
+    monkeypatch.setattr(ScriptedEngine, "sync_weights", lambda self: events.append("sync") or SyncReport(2e-6, 1e-3))
+    monkeypatch.setattr(ScriptedEngine, "sleep", lambda self: events.append("sleep"), raising=False)
+    _, _, logger, _ = run(policy, built_tokenizer, algorithm(), max_epochs=2, val_every=0)
+    assert events == ["sync", "sleep", "sync", "sleep", "sync"]  # train start, then per step: generate, sleep, sync
+    diffs = logger.series("rollout/sync_logprob_diff")
+    assert sorted(diffs) == [0, 1] and list(diffs.values()) == pytest.approx([2e-6, 2e-6])
+    assert len(logger.series("time/sync_s")) == 2
+
+
+@pytest.mark.parametrize("fail_at", [0, 1])
+def test_failed_sync_check_stops_the_run_naming_the_knob(policy, built_tokenizer, monkeypatch, fail_at):
+    reports = [SyncReport(1e-6, 1e-3)] * fail_at + [SyncReport(0.7, 1e-3)]
+    monkeypatch.setattr(ScriptedEngine, "sync_weights", lambda self: reports.pop(0))
+    with pytest.raises(RuntimeError, match=r"differ by up to 0\.7 > rollout\.sync_tolerance=0\.001"):
+        run(policy, built_tokenizer, algorithm(), max_epochs=3, val_every=0)
 
 
 def test_validation_schedule(policy, built_tokenizer):

@@ -76,6 +76,7 @@ class AlgorithmConfig:
     kl_estimator: str = "k3"
     ppo_epochs: int = 1  # mu: passes over each rollout batch
     num_mini_batches: int = 1  # optimizer steps per pass
+    is_weights_cap: float | None = None  # truncated engine/trainer importance weights (None: off)
     correction: CorrectionConfig = field(default_factory=CorrectionConfig)
 
     def __post_init__(self) -> None:
@@ -101,6 +102,12 @@ class AlgorithmConfig:
         )
         _check(self.ppo_epochs >= 1, f"{key}.ppo_epochs", f"must be >= 1, got {self.ppo_epochs}")
         _check(self.num_mini_batches >= 1, f"{key}.num_mini_batches", f"must be >= 1, got {self.num_mini_batches}")
+        cap = self.is_weights_cap
+        _check(
+            cap is None or (isinstance(cap, (int, float)) and not isinstance(cap, bool) and cap > 0),
+            f"{key}.is_weights_cap",
+            f"must be null or a number > 0 (e.g. 2.0), got {cap!r}",
+        )
 
     @property
     def updates_per_step(self) -> int:

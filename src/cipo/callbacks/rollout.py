@@ -1,9 +1,14 @@
 """RolloutCallback: generation, verification and correction episodes around every RL step.
 
-    on_train_start        validate the initial policy (val/* at step 0)
-    on_train_epoch_start  prompts -> collect_round -> pl_module.rollout_batch; log rollout/*
-    on_train_epoch_end    hand weights to the engine, update the replay ratio, validate
-                          every ``val_every`` epochs (and after the last one)
+    on_train_start        sync the engine and check it, validate the initial policy (val/* at 0)
+    on_train_epoch_start  prompts -> collect_round -> pl_module.rollout_batch; log rollout/*;
+                          let the engine sleep (free GPU memory) while the trainer runs
+    on_train_epoch_end    hand weights to the engine and check the sync, update the replay
+                          ratio, validate every ``val_every`` epochs (and after the last one)
+
+The sync check: an engine with its own copy of the weights returns a ``SyncReport`` (max
+per-token logprob difference between engine and trainer on a fixed probe); it is logged as
+``rollout/sync_logprob_diff`` and a value above ``rollout.sync_tolerance`` stops the run.
 
 The callback owns the engine and the replay controller state; both the state and the
 sampler position are saved in checkpoints.
@@ -20,7 +25,7 @@ import lightning as L
 from cipo.algorithms.config import AlgorithmConfig
 from cipo.algorithms.replay import ReplayState, initial_replay_state, update_replay_ratio
 from cipo.rollout.collect import collect_round
-from cipo.rollout.engine import RolloutEngine, SamplingSettings
+from cipo.rollout.engine import RolloutEngine, SamplingSettings, SyncReport
 from cipo.rollout.evaluate import evaluate_records
 from cipo.verifiers import Verifier
 
@@ -59,6 +64,9 @@ class RolloutCallback(L.Callback):
             self.engine = self.engine_factory(model=pl_module.policy, tokenizer=pl_module.tokenizer)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # After a checkpoint restore the trainer's weights are not the ones the engine started
+        # from; checked (a failure is logged and stops the run) but not logged when it passes.
+        self._sync(trainer)
         if self.val_every and trainer.current_epoch == 0:
             self._validate(trainer, pl_module, completed_steps=0)
 
@@ -90,13 +98,14 @@ class RolloutCallback(L.Callback):
             "acc", batch.metrics["rollout/accuracy"], on_step=False, on_epoch=True, prog_bar=True, logger=False
         )
         self._log_samples(trainer, batch.samples, trainer.current_epoch)
+        sleep = getattr(self.engine, "sleep", None)
+        if sleep is not None:
+            sleep()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         train_started = time.perf_counter()
         batch = pl_module.rollout_batch
-        sync_started = time.perf_counter()
-        self.engine.sync_weights()
-        metrics = {"time/sync_s": time.perf_counter() - sync_started}
+        metrics = self._sync(trainer)
         retention = batch.metrics.get("correction/retention") if batch is not None else None
         if self.algorithm.correction.enabled:
             self.replay = update_replay_ratio(self.replay, retention, self.algorithm.correction.replay)
@@ -118,6 +127,32 @@ class RolloutCallback(L.Callback):
         self.replay = ReplayState.from_dict(state_dict["replay"])
 
     # --- pieces ---------------------------------------------------------------------
+
+    def _sync(self, trainer: L.Trainer) -> dict[str, float]:
+        """Push the weights; log and enforce the engine's ``SyncReport`` when it gives one."""
+        started = time.perf_counter()
+        report: SyncReport | None = self.engine.sync_weights()
+        metrics = {"time/sync_s": time.perf_counter() - started}
+        if report is None:
+            return metrics
+        metrics["rollout/sync_logprob_diff"] = report.logprob_diff
+        if not report.ok:
+            self._log_to_loggers(trainer, metrics, step=trainer.current_epoch)
+            for logger in trainer.loggers:
+                logger.save()
+            raise RuntimeError(
+                f"weight sync check failed at epoch {trainer.current_epoch}: the engine's and the trainer's "
+                f"log-probabilities of the probe differ by up to {report.logprob_diff:.3g} > "
+                f"rollout.sync_tolerance={report.tolerance:g}. The engine is not sampling from the "
+                "trained weights (a failed or partial sync), or its kernels differ more than the tolerance "
+                "allows (bf16 typically needs 0.1-0.25: raise rollout.sync_tolerance)"
+            )
+        return metrics
+
+    @staticmethod
+    def _log_to_loggers(trainer: L.Trainer, metrics: dict[str, float], step: int) -> None:
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=step)
 
     def _seed(self, epoch: int) -> int:
         return self.seed * 1_000_003 + epoch * 7 + 1
@@ -145,8 +180,7 @@ class RolloutCallback(L.Callback):
         metrics = {f"val/{name}": value for name, value in results.items()}
         metrics["time/val_s"] = time.perf_counter() - started
         self.last_validation = metrics
-        for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=completed_steps)
+        self._log_to_loggers(trainer, metrics, step=completed_steps)
         if completed_steps > 0:  # the progress bar shows the latest held-out accuracy
             pl_module.log("val_acc", metrics["val/accuracy"], on_step=False, on_epoch=True, prog_bar=True, logger=False)
 

@@ -25,6 +25,23 @@ class SamplingSettings:
             raise ValueError(f"rollout.top_p must be in (0, 1], got {self.top_p}")
 
 
+@dataclass(frozen=True)
+class SyncReport:
+    """What a weight sync proved: the engine and the trainer score a fixed probe alike.
+
+    ``logprob_diff`` is the max absolute per-token log-probability difference on the probe;
+    above ``tolerance`` (``rollout.sync_tolerance``) the sync is treated as failed.
+    """
+
+    logprob_diff: float
+    tolerance: float
+    push_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.logprob_diff <= self.tolerance
+
+
 class RolloutEngine(Protocol):
     """Generates completions with per-token sampling logprobs from the current policy."""
 
@@ -32,6 +49,12 @@ class RolloutEngine(Protocol):
         """``n`` completions per prompt, outer list aligned with ``prompts``."""
         ...
 
-    def sync_weights(self) -> None:
-        """Make the engine sample from the trainer's current weights."""
+    def sync_weights(self) -> SyncReport | None:
+        """Make the engine sample from the trainer's current weights.
+
+        Engines with their own copy of the weights return a ``SyncReport`` (the caller logs
+        and enforces it); engines that sample from the trainer's model return None.
+        An engine may also define ``sleep()``: the callback calls it before training so the
+        engine frees accelerator memory; the next ``generate`` / ``sync_weights`` wakes it.
+        """
         ...

@@ -57,7 +57,7 @@ class HFEngine:
         self.batch_size = batch_size
 
     def sync_weights(self) -> None:
-        """Nothing to do: ``generate`` runs on the trainer's own parameters."""
+        """Nothing to do or to check: ``generate`` runs on the trainer's own parameters."""
 
     @torch.no_grad()
     def generate(self, prompts: list[str], n: int, settings: SamplingSettings, seed: int) -> list[list[Completion]]:

@@ -1,0 +1,133 @@
+"""Generation throughput: HFEngine (transformers ``generate``) vs VLLMEngine, same prompts and lengths.
+
+    python scripts/bench_generation.py                        # built-in policy + a Qwen2.5-0.5B-shaped model
+    python scripts/bench_generation.py --skip-large --prompts 32
+    python scripts/bench_generation.py --large-dtype bfloat16
+
+Models: the shipped built-in policy (``model.path=builtin``), and a randomly initialised model of
+Qwen2.5-0.5B's shape (24 layers, hidden 896, MLP 4864, 14 heads / 2 KV heads, vocab 151936,
+tied embeddings, qkv bias) built as a Llama config (the same tensors; the qwen2 model type
+would make transformers swap our tokenizer class), with a character tokenizer padded to the
+vocabulary. Each engine samples ``n`` completions of ``--new-tokens`` tokens for ``--prompts``
+arithmetic prompts at temperature 1; the first call warms up and is not timed. Tokens/s counts
+the tokens actually generated (the built-in policy stops at EOS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+import torch
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
+
+from cipo.models.builtin import CHARSET, SPECIAL_TOKENS
+from cipo.models.load import DTYPES, load_policy
+from cipo.rollout.engine import SamplingSettings
+from cipo.rollout.hf_engine import HFEngine
+from cipo.tasks.arithmetic import arithmetic_records
+
+QWEN25_05B = dict(
+    vocab_size=151936,
+    hidden_size=896,
+    intermediate_size=4864,
+    num_hidden_layers=24,
+    num_attention_heads=14,
+    num_key_value_heads=2,
+    max_position_embeddings=4096,
+    rope_theta=1_000_000.0,
+    rms_norm_eps=1e-6,
+    tie_word_embeddings=True,
+    attention_bias=True,
+)
+
+
+def padded_char_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
+    """The built-in character tokenizer, its vocabulary padded with unused tokens to ``vocab_size``."""
+    vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS)}
+    for char in CHARSET:
+        vocab[char] = len(vocab)
+    for index in range(len(vocab), vocab_size):
+        vocab[f"<unused{index}>"] = index
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    backend.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=4096
+    )
+
+
+def qwen_shaped(folder: str, dtype: str):
+    tokenizer = padded_char_tokenizer(QWEN25_05B["vocab_size"])
+    config = LlamaConfig(pad_token_id=0, eos_token_id=1, bos_token_id=1, **QWEN25_05B)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, dtype=DTYPES[dtype])
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return model, tokenizer
+
+
+def tokens_per_s(engine, prompts: list[str], n: int, settings: SamplingSettings) -> tuple[float, int]:
+    engine.generate(prompts[:2], 1, SamplingSettings(max_new_tokens=4), seed=0)  # warm-up
+    started = time.perf_counter()
+    out = engine.generate(prompts, n, settings, seed=1)
+    seconds = time.perf_counter() - started
+    tokens = sum(len(c.token_ids) for group in out for c in group)
+    return tokens / seconds, tokens
+
+
+def compare(name: str, model, tokenizer, prompts, n, settings, model_path=None) -> dict[str, float]:
+    from cipo.rollout.vllm_engine import VLLMEngine
+
+    model.eval()
+    hf_rate, hf_tokens = tokens_per_s(HFEngine(model, tokenizer, batch_size=len(prompts)), prompts, n, settings)
+    started = time.perf_counter()
+    engine = VLLMEngine(model, tokenizer, model_path=model_path)
+    start_s = time.perf_counter() - started
+    report = engine.sync_weights()
+    vllm_rate, vllm_tokens = tokens_per_s(engine, prompts, n, settings)
+    engine.close()
+    print(
+        f"{name:>22}: HF {hf_rate:8.1f} tok/s ({hf_tokens} tokens) | vLLM {vllm_rate:8.1f} tok/s "
+        f"({vllm_tokens} tokens; start {start_s:.1f} s, sync {report.push_s:.2f} s, "
+        f"probe diff {report.logprob_diff:.2g}) | vLLM/HF {vllm_rate / hf_rate:.2f}x",
+        flush=True,
+    )
+    return {"hf": hf_rate, "vllm": vllm_rate}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--n", type=int, default=1, help="samples per prompt")
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--large-dtype", default="float32", choices=sorted(DTYPES))
+    parser.add_argument("--skip-large", action="store_true", help="only the built-in policy")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    args = parser.parse_args()
+    for key, value in {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}.items():
+        os.environ.setdefault(key, value)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    prompts = [r.prompt for r in arithmetic_records("heldout", args.prompts, seed=0, levels=[1, 2, 3])]
+    settings = SamplingSettings(max_new_tokens=args.new_tokens, temperature=1.0)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(
+        f"{args.prompts} prompts x {args.n} samples x up to {args.new_tokens} new tokens, {device}, "
+        f"{torch.get_num_threads()} threads",
+        flush=True,
+    )
+    model, tokenizer = load_policy("builtin")
+    compare("built-in policy", model.to(device), tokenizer, prompts, args.n, settings)
+    if not args.skip_large:
+        with tempfile.TemporaryDirectory(prefix="cipo_bench_") as folder:
+            model, tokenizer = qwen_shaped(folder, args.large_dtype)
+            name = f"Qwen2.5-0.5B shape {args.large_dtype}"
+            compare(name, model.to(device), tokenizer, prompts, args.n, settings, model_path=folder)
+
+
+if __name__ == "__main__":
+    main()
