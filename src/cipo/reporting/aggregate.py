@@ -97,7 +97,8 @@ def table_rows(groups: dict[str, list[Run]]) -> list[dict[str, object]]:
     rows = []
     for label, runs in groups.items():
         row: dict[str, object] = {"group": label, "seeds": len(runs)}
-        for tag in ("val/accuracy", *(f"val/pass@{k}" for k in pass_ks(groups)), *TABLE_RATES):
+        # pass@1 is the accuracy again (n samples per problem): not repeated
+        for tag in ("val/accuracy", *(f"val/pass@{k}" for k in pass_ks(groups) if k > 1), *TABLE_RATES):
             row[tag] = mean_std(final_values(runs, tag))
         tokens = [
             sum(run.scalars["rollout/generated_tokens"].values())
