@@ -3,6 +3,7 @@ problems.jsonl agree with each other; run folders, checkpoints and overrides; ea
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -143,3 +144,15 @@ def test_run_folder_without_policy_suggests_a_checkpoint(tmp_path, run_folder):
     with compose_eval([f"run_dir={bare}"], tmp_path=tmp_path) as cfg:
         with pytest.raises(FileNotFoundError, match="ckpt=last"):
             evaluate(cfg, [f"run_dir={bare}"])
+
+
+@pytest.mark.vllm
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed (scripts/setup.sh)")
+def test_eval_with_the_vllm_engine(tmp_path, tiny_policy_dir, monkeypatch):
+    for key, value in {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1", "HF_HUB_OFFLINE": "1"}.items():
+        monkeypatch.setenv(key, value)
+    overrides = [f"model.path={tiny_policy_dir}", *SMALL, "rollout=vllm", "eval.samples=2", "eval.rounds=2"]
+    summary, problems = run_eval(tmp_path, overrides)
+    assert summary["settings"]["engine"].endswith("VLLMEngine")
+    assert len(problems) == 5 and all(len(p["rounds"]) == 2 for p in problems)
+    assert summary["metrics"]["accuracy"] == pytest.approx(sum(p["c"] for p in problems) / 10)

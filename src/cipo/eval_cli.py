@@ -94,18 +94,23 @@ def evaluate(cfg: DictConfig, overrides: list[str] | tuple[str, ...] = ()) -> di
     loaded_s = time.perf_counter() - started
 
     rounds = options.rounds if options.correction else 0
-    results = generate_results(
-        engine,
-        records,
-        instantiate(cfg.verifier),
-        sampling,
-        num_samples=options.samples,
-        seed=cfg.seed,
-        correction_template=datamodule.correction_template if options.correction else None,
-        rounds=rounds,
-        attempts=options.attempts,
-        greedy=options.greedy,
-    )
+    try:
+        results = generate_results(
+            engine,
+            records,
+            instantiate(cfg.verifier),
+            sampling,
+            num_samples=options.samples,
+            seed=cfg.seed,
+            correction_template=datamodule.correction_template if options.correction else None,
+            rounds=rounds,
+            attempts=options.attempts,
+            greedy=options.greedy,
+        )
+    finally:
+        close = getattr(engine, "close", None)  # vLLM: free its memory (several evaluations per process with -m)
+        if close is not None:
+            close()
     references = [r.reference for r in records]
     metrics, per_round = summarize(results, options.samples, ks, None, references, rounds, options.greedy)
     summary = {
