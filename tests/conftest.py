@@ -92,3 +92,22 @@ def compose_train(
             yield cfg
     finally:
         GlobalHydra.instance().clear()
+
+
+@contextmanager
+def compose_eval(overrides: list[str] | tuple[str, ...] = (), tmp_path: Path | None = None) -> Iterator[DictConfig]:
+    """``conf/eval.yaml`` composed as ``cipo-eval`` would (see ``compose_train``); output in ``tmp_path/eval``."""
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("eval", return_hydra_config=True, overrides=list(overrides))
+            if tmp_path is not None:
+                with open_dict(cfg):
+                    cfg.paths.output_dir = str(tmp_path / "eval")
+                    cfg.paths.log_dir = str(tmp_path / "logs")
+            HydraConfig().set_config(cfg)
+            with open_dict(cfg):
+                del cfg["hydra"]
+            yield cfg
+    finally:
+        GlobalHydra.instance().clear()

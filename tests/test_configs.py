@@ -238,3 +238,39 @@ def test_task_model_mismatch_catches_dropped_characters(tmp_path):
     assert tokenizer.unk_token_id not in ids and tokenizer.decode(ids) == "Q:1+2A:"  # the premise
     with pytest.raises(ValueError, match="mismatch"):
         check_task_fits_model(tokenizer, _Model(512), _datamodule(tmp_path), max_new_tokens=32)
+
+
+# ------------------------------------------------------------------ cipo-eval, experiments
+@pytest.mark.parametrize("group, name", [g for g in GROUP_FILES if g[0] in ("model", "data", "verifier", "rollout")])
+def test_eval_config_composes_with_every_shared_group(group, name, tmp_path, tiny_policy_dir):
+    from cipo.eval_cli import check_options
+    from conftest import compose_eval
+
+    overrides = [f"{group}={name}"] + ([f"model.path={tiny_policy_dir}"] if (group, name) == ("model", "local") else [])
+    with compose_eval(overrides, tmp_path=tmp_path) as cfg:
+        OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        assert cfg.task_name == "eval" and cfg.run_dir is None and cfg.ckpt is None
+        assert check_options(cfg.eval) == [1, 2, 4, 8]
+        sampling_settings(cfg.rollout)
+        instantiate(cfg.verifier)
+        assert isinstance(instantiate(cfg.data, updates_per_step=1, _convert_="all"), PromptDataModule)
+
+
+BUILTIN_EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("builtin_*.yaml"))
+
+
+def test_builtin_experiments_differ_only_in_the_algorithm(tmp_path):
+    assert {"builtin_grpo", "builtin_cipo", "builtin_cipo_failed_only", "builtin_cipo_no_risk"} <= set(
+        BUILTIN_EXPERIMENTS
+    )
+    resolved = {}
+    for name in BUILTIN_EXPERIMENTS:
+        with compose_train([f"experiment={name}"], tmp_path=tmp_path, fast=False) as cfg:
+            container = OmegaConf.to_container(cfg, resolve=True)
+            assert container["algorithm"]["name"] == name.removeprefix("builtin_"), name
+            assert container["task_name"] == "builtin_compare" and container["num_threads"] == 1
+            container.pop("algorithm")
+            resolved[name] = container
+    first = resolved[BUILTIN_EXPERIMENTS[0]]
+    assert first["trainer"]["max_epochs"] == 100
+    assert all(other == first for other in resolved.values())  # equal epochs, data, validation ...

@@ -89,6 +89,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         val_samples=cfg.validation.samples,
         val_max_problems=cfg.validation.max_problems,
         val_correction=cfg.validation.correction,
+        val_ks=list(cfg.validation.ks) if cfg.validation.get("ks") else None,
     )
     callbacks = [rollout] + [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]

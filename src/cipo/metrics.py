@@ -1,8 +1,20 @@
-"""Evaluation metrics shared by in-training validation, the build script and evaluation."""
+"""Evaluation metrics shared by in-training validation (``val/*``), ``cipo-eval`` and the build script.
+
+Pure functions: ``pass_at_k`` (the unbiased estimator), ``default_ks``, ``chance_accuracy``,
+``correction_rates``. torchmetrics: ``PassAtK``, ``CorrectionRates`` and ``Tally``. Every metric
+state is a *sum* with ``dist_reduce_fx="sum"``: ranks that each evaluate a shard of the problems
+get, after ``compute()`` syncs them, exactly the metric of the union (pass@k is a mean over
+problems, so the per-problem estimates are summed and divided by the summed problem count).
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
 
 
 def pass_at_k(num_samples: int, num_correct: int, k: int) -> float:
@@ -38,3 +50,145 @@ def chance_accuracy(references: list[str]) -> float:
     counts = Counter(references)
     total = len(references)
     return sum((count / total) ** 2 for count in counts.values())
+
+
+def correction_rates(fixed: float, kept: float, broken: float, unfixed: float) -> dict[str, float]:
+    """Rates from the four outcome counts of (attempt, revision) pairs.
+
+    fixed: wrong -> right, kept: right -> right, broken: right -> wrong, unfixed: wrong -> wrong.
+    Returns ``fix_rate`` = fixed / wrong attempts, ``retention`` = kept / right attempts,
+    ``break_rate`` = broken / right attempts, ``acc1`` / ``acc2`` (accuracy of the attempts /
+    of the revisions) and ``delta`` = acc2 - acc1. A rate whose denominator is 0 is left out
+    (not 0: "no wrong attempt to fix" is not "fixed none").
+    """
+    wrong, right = fixed + unfixed, kept + broken
+    total = wrong + right
+    rates: dict[str, float] = {}
+    if wrong:
+        rates["fix_rate"] = fixed / wrong
+    if right:
+        rates["retention"] = kept / right
+        rates["break_rate"] = broken / right
+    if total:
+        rates["acc1"] = right / total
+        rates["acc2"] = (fixed + kept) / total
+        rates["delta"] = rates["acc2"] - rates["acc1"]
+    return rates
+
+
+def _sum_state(metric: Metric, name: str, size: int | None = None) -> None:
+    shape = () if size is None else (size,)
+    metric.add_state(name, default=torch.zeros(shape, dtype=torch.float64), dist_reduce_fx="sum")
+
+
+class PassAtK(Metric):
+    """Mean accuracy, share of mixed problems and unbiased pass@k for fixed ``ks``.
+
+    ``update(success)`` with a (P, n) bool tensor (P problems, n samples each), or
+    ``update(num_samples, num_correct)`` with two (P,) integer tensors (n may vary by problem;
+    every k must be <= every problem's n). ``compute()`` returns ``accuracy`` (correct samples /
+    samples), ``frac_mixed`` (problems with some but not all samples right / problems) and
+    ``pass@k`` (mean over problems of ``pass_at_k``) for each k; all 0 when nothing was seen.
+    """
+
+    full_state_update = False
+    is_differentiable = False
+    higher_is_better = True
+
+    def __init__(self, ks: Sequence[int], **kwargs) -> None:
+        super().__init__(**kwargs)
+        ks = list(ks)
+        if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks) or len(set(ks)) < len(ks):
+            raise ValueError(f"ks must be distinct integers >= 1, got {ks!r}")
+        self.ks = ks
+        _sum_state(self, "pass_sum", len(ks))
+        for name in ("num_correct", "num_samples", "num_problems", "num_mixed"):
+            _sum_state(self, name)
+
+    def update(self, success_or_num_samples: Tensor, num_correct: Tensor | None = None) -> None:
+        if num_correct is None:
+            success = success_or_num_samples
+            if success.dim() != 2:
+                raise ValueError(f"success must be (problems, samples), got shape {tuple(success.shape)}")
+            n = torch.full((success.shape[0],), success.shape[1], dtype=torch.long)
+            c = success.detach().long().sum(dim=1).cpu()
+        else:
+            n, c = success_or_num_samples.detach().long().cpu(), num_correct.detach().long().cpu()
+            if n.dim() != 1 or n.shape != c.shape:
+                raise ValueError(f"num_samples and num_correct must be (P,), got {tuple(n.shape)}, {tuple(c.shape)}")
+        pairs = list(zip(n.tolist(), c.tolist()))
+        too_few = [n_i for n_i, _ in pairs if n_i < max(self.ks)]
+        if too_few:
+            raise ValueError(f"pass@{max(self.ks)} needs >= {max(self.ks)} samples per problem, got {too_few[0]}")
+        # Python sums in problem order: the same floats as a plain loop over problems.
+        sums = [sum(pass_at_k(n_i, c_i, k) for n_i, c_i in pairs) for k in self.ks]
+        self.pass_sum += torch.tensor(sums, dtype=torch.float64, device=self.device)
+        self.num_correct += float(sum(c_i for _, c_i in pairs))
+        self.num_samples += float(sum(n_i for n_i, _ in pairs))
+        self.num_problems += float(len(pairs))
+        self.num_mixed += float(sum(0 < c_i < n_i for n_i, c_i in pairs))
+
+    def compute(self) -> dict[str, Tensor]:
+        problems = self.num_problems.clamp(min=1)
+        out = {"accuracy": self.num_correct / self.num_samples.clamp(min=1), "frac_mixed": self.num_mixed / problems}
+        out.update({f"pass@{k}": self.pass_sum[i] / problems for i, k in enumerate(self.ks)})
+        return out
+
+
+class CorrectionRates(Metric):
+    """Counts of (attempt, revision) outcomes; ``compute()`` gives ``correction_rates`` of them.
+
+    ``update(before, after)`` with two (N,) bool tensors: the attempts' and their revisions'
+    success. ``compute()`` returns the counts (``fixed``, ``kept``, ``broken``, ``unfixed``) and
+    the rates of ``correction_rates`` (a rate with an empty denominator is absent).
+    """
+
+    full_state_update = False
+    is_differentiable = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        for name in ("fixed", "kept", "broken", "unfixed"):
+            _sum_state(self, name)
+
+    def update(self, before: Tensor, after: Tensor) -> None:
+        if before.dim() != 1 or before.shape != after.shape:
+            raise ValueError(
+                f"before and after must be (N,) of one shape, got {tuple(before.shape)}, {tuple(after.shape)}"
+            )
+        b, a = before.detach().bool(), after.detach().bool()
+        self.fixed += (~b & a).sum().double().to(self.device)
+        self.kept += (b & a).sum().double().to(self.device)
+        self.broken += (b & ~a).sum().double().to(self.device)
+        self.unfixed += (~b & ~a).sum().double().to(self.device)
+
+    def compute(self) -> dict[str, Tensor]:
+        counts = {name: getattr(self, name) for name in ("fixed", "kept", "broken", "unfixed")}
+        rates = correction_rates(*(float(v) for v in counts.values()))
+        return {**counts, **{name: torch.tensor(value, dtype=torch.float64) for name, value in rates.items()}}
+
+
+class Tally(Metric):
+    """Named counts summed across updates and ranks; the names are fixed at construction so that
+    every rank holds the same state even when its shard never sees some of them."""
+
+    full_state_update = False
+    is_differentiable = False
+
+    def __init__(self, names: Sequence[str], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.names = list(dict.fromkeys(names))
+        self.index = {name: i for i, name in enumerate(self.names)}
+        _sum_state(self, "counts", len(self.names))
+
+    def update(self, counts: Mapping[str, float]) -> None:
+        unknown = sorted(set(counts) - set(self.index))
+        if unknown:
+            raise ValueError(f"Tally: unknown name(s) {unknown}; known: {self.names}")
+        values = torch.zeros(len(self.names), dtype=torch.float64)
+        for name, value in counts.items():
+            values[self.index[name]] += float(value)
+        self.counts += values.to(self.device)
+
+    def compute(self) -> dict[str, Tensor]:
+        return {name: self.counts[i] for i, name in enumerate(self.names)}

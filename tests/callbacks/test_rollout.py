@@ -255,3 +255,34 @@ def test_state_dict_round_trip():
 def test_constructor_validation(kwargs):
     with pytest.raises(ValueError, match="val_every"):
         RolloutCallback(lambda **_: None, ExactIntegerVerifier(), algorithm(), SAMPLING, **kwargs)
+
+
+def _validate_as(rank, world_size, built_tokenizer, **callback_kwargs):
+    """Run ``_validate`` as one rank of a ``world_size`` job (no process group: no reduction)."""
+    from types import SimpleNamespace
+
+    callback = RolloutCallback(lambda **_: None, ExactIntegerVerifier(), algorithm(), SAMPLING, **callback_kwargs)
+    callback.engine = scripted_engine_factory(TRAIN + HELDOUT)(model=None, tokenizer=built_tokenizer)
+    logger = MemoryLogger()
+    datamodule = SimpleNamespace(heldout_records=HELDOUT, correction_template="{problem}{attempt}\nCheck:\nA:")
+    trainer = SimpleNamespace(datamodule=datamodule, global_rank=rank, world_size=world_size, loggers=[logger])
+    callback._validate(trainer, SimpleNamespace(device=torch.device("cpu")), completed_steps=0)
+    return callback, logger
+
+
+def test_validation_shards_heldout_problems_by_rank(built_tokenizer):
+    for rank in (0, 1):
+        callback, _ = _validate_as(rank, 2, built_tokenizer, val_correction=False)
+        (call,) = callback.engine.calls
+        assert call[0] == [r.prompt for r in HELDOUT[rank::2]]
+    callback, logger = _validate_as(0, 1, built_tokenizer)
+    assert callback.engine.calls[0][0] == [r.prompt for r in HELDOUT]
+    logged = logger.points[0][1]
+    assert {"val/accuracy", "val/pass@1", "val/pass@2", "val/pass@4", "val/retention", "val/break_rate"} <= set(logged)
+
+
+def test_validation_ks_are_configurable_and_checked(built_tokenizer):
+    _, logger = _validate_as(0, 1, built_tokenizer, val_ks=[1, 3])
+    assert {key for key in logger.points[0][1] if key.startswith("val/pass@")} == {"val/pass@1", "val/pass@3"}
+    with pytest.raises(ValueError, match=r"validation\.ks=\[1, 8\]: every k must be <= validation\.samples=4"):
+        RolloutCallback(lambda **_: None, ExactIntegerVerifier(), algorithm(), SAMPLING, val_ks=[1, 8])

@@ -45,6 +45,7 @@ class RolloutCallback(L.Callback):
         val_max_problems: int | None = None,
         val_correction: bool = True,
         num_samples_logged: int = 4,
+        val_ks: list[int] | None = None,
     ) -> None:
         if val_every < 0 or val_samples < 1:
             raise ValueError(f"need val_every >= 0 and val_samples >= 1, got {val_every}, {val_samples}")
@@ -52,6 +53,9 @@ class RolloutCallback(L.Callback):
         self.verifier, self.algorithm, self.sampling = verifier, algorithm, sampling
         self.seed, self.val_every, self.val_samples = seed, val_every, val_samples
         self.val_max_problems, self.val_correction = val_max_problems, val_correction
+        self.val_ks = list(val_ks) if val_ks else None
+        if self.val_ks and max(self.val_ks) > val_samples:
+            raise ValueError(f"validation.ks={self.val_ks}: every k must be <= validation.samples={val_samples}")
         self.num_samples_logged = num_samples_logged
         self.replay = initial_replay_state(algorithm.correction.replay)
         self.last_validation: dict[str, float] = {}
@@ -161,7 +165,8 @@ class RolloutCallback(L.Callback):
         """Held-out metrics of the current policy, logged at x = RL steps completed so far.
 
         Logged straight to the loggers (not through ``self.log``) so that the curve starts
-        at x = 0 with the initial policy and each point sits at the step it measures.
+        at x = 0 with the initial policy and each point sits at the step it measures. Under
+        DDP each rank evaluates every world_size-th problem and the metrics sum across ranks.
         """
         datamodule = trainer.datamodule
         records = datamodule.heldout_records[: self.val_max_problems]
@@ -176,6 +181,10 @@ class RolloutCallback(L.Callback):
             num_samples=self.val_samples,
             seed=self.seed * 1_000_003 - 1,  # the same samples' randomness at every validation
             correction_template=datamodule.correction_template if self.val_correction else None,
+            ks=self.val_ks,
+            rank=trainer.global_rank,
+            world_size=trainer.world_size,
+            device=pl_module.device,
         )
         metrics = {f"val/{name}": value for name, value in results.items()}
         metrics["time/val_s"] = time.perf_counter() - started
