@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    # Annotations only: verifier worker processes import this module and must not pay for torch
+    # (about 1 s and 200 MB per process).
+    import torch
 
 
 class VerifyStatus(str, Enum):
