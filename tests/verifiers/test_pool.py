@@ -118,3 +118,27 @@ def test_bad_arguments_name_the_problem():
         WorkerPool(1, 0)
     with pytest.raises(ValueError, match="start_method"):
         WorkerPool(1, 1.0, start_method="teleport")
+
+
+def test_no_worker_outlives_an_interpreter_that_never_called_close(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "user.py"
+    script.write_text(
+        "import os\n"
+        "from cipo.verifiers.math import MathVerifier\n"
+        "if __name__ == '__main__':\n"
+        "    verifier = MathVerifier(num_workers=2)\n"
+        "    assert verifier([r'\\boxed{1}'], ['1'])[0].success\n"
+        "    print(*{o.value for o in verifier.pool.map(os.readlink, ['/proc/self'] * 8)})\n"  # worker pids
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    pids = [int(p) for p in done.stdout.split()]
+    assert pids
+    give_up = time.monotonic() + 5
+    while any(_alive(pid) for pid in pids) and time.monotonic() < give_up:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in pids)
