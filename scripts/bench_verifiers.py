@@ -81,7 +81,8 @@ def bench_math(args) -> None:
             verifier.close()
         rates[workers] = len(results) / seconds
         counts = Counter(r.status.value for r in results)
-        print(f"  workers={workers}: start {warm:.2f} s, {seconds:.2f} s, {rates[workers]:.1f} samples/s  {dict(counts)}")
+        rate = f"{rates[workers]:.1f} samples/s"
+        print(f"  workers={workers}: start {warm:.2f} s, {seconds:.2f} s, {rate}  {dict(counts)}")
     if len(rates) == 2:
         print(f"  speedup {args.num_workers} workers / 1 worker: {rates[args.num_workers] / rates[1]:.2f}x")
 
