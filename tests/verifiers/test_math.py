@@ -139,3 +139,19 @@ def _crash_on_gold_13(job):
     if job.gold == "13":
         os._exit(7)
     return check_job(job)
+
+
+def test_worker_memory_cap_turns_a_blow_up_into_error():
+    verifier = MathVerifier(num_workers=1, worker_memory_mb=256)
+    verifier.check = _allocate_a_gigabyte
+    try:
+        [result] = verifier([r"\boxed{1}"], ["1"])
+        assert result.status == S.ERROR and "MemoryError" in result.feedback
+        verifier.check = check_job
+        assert verifier([r"\boxed{1}"], ["1"])[0].status == S.OK  # the cap leaves room for real work
+    finally:
+        verifier.close()
+
+
+def _allocate_a_gigabyte(job):
+    return len(bytearray(2**30))

@@ -18,8 +18,9 @@ seconds, and it cannot interrupt a long C call such as a huge integer power):
     worker survives);
   * ``deadline_s``: the parent's hard limit per item (``pool.py``): the worker is killed and
     replaced, the item is ``timeout``. A worker that crashes gives ``error``.
-``worker_memory_mb`` caps each worker's address space, so a blow-up inside sympy is a
-``MemoryError`` (-> ``error``) in the worker instead of the kernel's OOM killer choosing the trainer.
+``worker_memory_mb`` caps how much address space each worker may add, so a blow-up inside
+sympy is a ``MemoryError`` (-> ``error``) in the worker instead of the kernel's OOM killer
+choosing the trainer.
 """
 
 from __future__ import annotations
@@ -52,10 +53,27 @@ class MathJob:
     settings: MathSettings
 
 
+def _address_space_bytes() -> int:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def init_worker(memory_mb: int | None) -> None:
-    """Runs once in every worker: memory cap, quiet logs, math-verify imported and warm."""
+    """Runs once in every worker: memory cap, quiet logs, math-verify imported and warm.
+
+    The cap is ``memory_mb`` on top of the worker's size at start: a forkserver worker inherits
+    whatever the forkserver imported (it preloads the trainer's ``__main__``, which can mean
+    torch with CUDA libraries mapped, gigabytes of address space); an absolute cap below that
+    would make every allocation fail.
+    """
     if memory_mb:
-        limit = int(memory_mb) * 2**20
+        limit = _address_space_bytes() + int(memory_mb) * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     for name in ("math_verify", "latex2sympy2_extended"):
         logging.getLogger(name).setLevel(logging.CRITICAL)  # timeouts are reported as statuses
