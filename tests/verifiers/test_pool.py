@@ -32,6 +32,10 @@ def work(item):
         ctypes.string_at(0)
     if kind == "raise":
         raise ValueError(f"bad item {value}")
+    if kind == "runtime":
+        raise RuntimeError("an ordinary error that pebble also uses for a dead pool")
+    if kind == "timeouterror":
+        raise TimeoutError("the work's own timeout, not the deadline")
     if kind == "base":
         raise Stop("a BaseException from inside the work")
     if kind == "pid":
@@ -82,6 +86,9 @@ def test_exceptions_are_outcomes_not_raised(pool):
     assert outcomes[0].failure == "raised" and "ValueError: bad item 1" in outcomes[0].detail
     assert outcomes[1].failure == "raised" and "Stop: a BaseException" in outcomes[1].detail
     assert outcomes[2].value == 2
+    runtime, timeout = pool.map(work, [("runtime", 0), ("timeouterror", 0)])
+    assert runtime.failure == "raised" and "RuntimeError" in runtime.detail  # not mistaken for a broken pool
+    assert timeout.failure == "raised" and "TimeoutError" in timeout.detail  # not mistaken for the deadline
 
 
 def test_broken_pool_is_rebuilt():

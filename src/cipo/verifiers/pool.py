@@ -54,7 +54,28 @@ class Outcome:
 def _stop(pool: pebble.ProcessPool | None) -> None:
     if pool is not None:
         pool.stop()
-        pool.join(timeout=10)
+        try:
+            pool.join(timeout=10)
+        except Exception:  # a wedged manager thread: its workers were already sent SIGTERM/SIGKILL
+            pass
+
+
+def _outcome(future, wait_s: float, deadline_s: float) -> tuple[Outcome | None, bool]:
+    """(outcome of one scheduled item or None when the pool broke under it, pool unusable?)."""
+    try:
+        return Outcome(value=future.result(timeout=wait_s)), False
+    except BaseException as error:  # math-verify's TimeoutException is a BaseException
+        if isinstance(error.__cause__, RemoteTraceback):  # raised by fn inside the worker
+            return Outcome(failure="raised", detail=f"{type(error).__name__}: {error}"[:500]), False
+        if isinstance(error, pebble.ProcessExpired):
+            return Outcome(failure="crashed", detail=f"worker died (exit code {error.exitcode})"), False
+        if isinstance(error, (FutureTimeout, TimeoutError)):
+            if future.done():  # pebble's per-item deadline fired and killed the worker
+                return Outcome(failure="timeout", detail=f"exceeded the {deadline_s:g} s deadline"), False
+            return Outcome(failure="timeout", detail="the worker pool stopped answering"), True
+        if isinstance(error, (BrokenProcessPool, CancelledError, RuntimeError)):
+            return None, True
+        raise  # not from a worker: e.g. Ctrl-C in the parent while waiting
 
 
 class WorkerPool:
@@ -147,26 +168,12 @@ class WorkerPool:
         retry: list[int] = []
         broken = False
         for i, future in futures.items():
-            try:
-                outcomes[i] = Outcome(value=future.result(timeout=max(give_up_at - time.monotonic(), 0.1)))
-            except (FutureTimeout, TimeoutError) as error:
-                if future.done():  # pebble's per-item deadline fired and killed the worker
-                    outcomes[i] = Outcome(failure="timeout", detail=f"exceeded the {self.deadline_s:g} s deadline")
-                else:  # our guard fired: the pool is wedged
-                    broken = True
-                    outcomes[i] = Outcome(failure="timeout", detail=f"pool did not answer in {guard:g} s ({error})")
-            except pebble.ProcessExpired as error:
-                outcomes[i] = Outcome(failure="crashed", detail=f"worker died (exit code {error.exitcode})")
-            except (BrokenProcessPool, CancelledError, RuntimeError) as error:
-                broken = True
-                if last_try:
-                    outcomes[i] = Outcome(failure="crashed", detail=f"worker pool broken: {error}")
-                else:
-                    retry.append(i)
-            except BaseException as error:  # fn raised (math-verify's TimeoutException is a BaseException)
-                if not isinstance(error.__cause__, RemoteTraceback):
-                    raise  # not from a worker: e.g. Ctrl-C in the parent while waiting
-                outcomes[i] = Outcome(failure="raised", detail=f"{type(error).__name__}: {error}"[:500])
+            outcome, unusable = _outcome(future, max(give_up_at - time.monotonic(), 0.1), self.deadline_s)
+            broken = broken or unusable
+            if outcome is None and not last_try:
+                retry.append(i)
+            else:
+                outcomes[i] = outcome or Outcome(failure="crashed", detail="worker pool broken")
         if broken:
             self._pool_broken()
         return retry
