@@ -7,13 +7,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    # Annotations only: verifier worker processes import this module and must not pay for torch
+    # (about 1 s and 200 MB per process).
+    import torch
 
 
 class VerifyStatus(str, Enum):
-    """Why a completion got the reward it got. ``skipped`` is never a reward or a penalty."""
+    """Why a completion got the reward it got.
+
+    Skips (``is_skip``: ``skipped``, ``unparseable_gold``) are never a reward or a penalty: the
+    rollout drops the whole group. Math uses ok/wrong/no_answer/malformed/unparseable_gold;
+    code uses passed/failed/runtime_error/syntax_error/memory_exceeded/no_code; both use
+    timeout (the sample ran out of time) and error (the verifier itself failed, e.g. a crashed
+    worker process).
+    """
 
     OK = "ok"
     WRONG = "wrong"
@@ -22,14 +32,30 @@ class VerifyStatus(str, Enum):
     SKIPPED = "skipped"
     TIMEOUT = "timeout"
     ERROR = "error"
+    UNPARSEABLE_GOLD = "unparseable_gold"
+    PASSED = "passed"
+    FAILED = "failed"
+    MEMORY_EXCEEDED = "memory_exceeded"
+    RUNTIME_ERROR = "runtime_error"
+    SYNTAX_ERROR = "syntax_error"
+    NO_CODE = "no_code"
+
+    @property
+    def is_skip(self) -> bool:
+        """True when the sample must not be trained on (the reference, not the policy, is at fault)."""
+        return self in (VerifyStatus.SKIPPED, VerifyStatus.UNPARSEABLE_GOLD)
 
 
 @dataclass(frozen=True)
 class VerifierResult:
+    """``success`` is the all-or-nothing verdict (all tests pass); ``score`` the fraction of
+    tests passed where a verifier has several tests (code), else None."""
+
     success: bool
     reward: float
     status: VerifyStatus
     feedback: str = ""
+    score: float | None = None
 
 
 @dataclass(frozen=True)

@@ -298,16 +298,21 @@ def test_metrics(built_tokenizer):
 class SkippingVerifier(ExactIntegerVerifier):
     """Reference '?' means an unparseable gold answer: a counted skip, never a reward."""
 
+    def __init__(self, status: VerifyStatus = VerifyStatus.SKIPPED) -> None:
+        super().__init__()
+        self.status = status
+
     def __call__(self, completions, references):
         return [
-            VerifierResult(False, 0.0, VerifyStatus.SKIPPED) if ref == "?" else result
+            VerifierResult(False, 0.0, self.status) if ref == "?" else result
             for result, ref in zip(
                 super().__call__(completions, [r if r != "?" else "0" for r in references]), references
             )
         ]
 
 
-def test_skipped_group_is_dropped_from_the_loss(built_tokenizer):
+@pytest.mark.parametrize("status", [VerifyStatus.SKIPPED, VerifyStatus.UNPARSEABLE_GOLD])
+def test_skipped_group_is_dropped_from_the_loss(built_tokenizer, status):
     records = [RECORDS[0], Record(id="bad", prompt="Q:1+1\nA:", reference="?")]
 
     def script(prompt, j, seed):
@@ -317,7 +322,7 @@ def test_skipped_group_is_dropped_from_the_loss(built_tokenizer):
     batch = collect_round(
         engine,
         built_tokenizer,
-        SkippingVerifier(),
+        SkippingVerifier(status),
         records,
         algo(num_anchors=8),
         SAMPLING,
@@ -329,6 +334,6 @@ def test_skipped_group_is_dropped_from_the_loss(built_tokenizer):
     bad_rows = slice(G, 2 * G)
     assert batch.loss_mask[bad_rows].sum() == 0
     assert (batch.advantages[bad_rows] == 0).all()
-    assert batch.metrics["verify/status_skipped"] == G
+    assert batch.metrics[f"verify/status_{status.value}"] == G
     # no anchor comes from the skipped problem
     assert all(not p.startswith("Q:1+1\nA:") for p in engine.calls[1][0])

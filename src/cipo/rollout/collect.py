@@ -63,7 +63,7 @@ def _length_metrics(completions: list[Completion], prefix: str) -> dict[str, flo
 
 def _valid_rows(results: list[VerifierResult], group_size: int) -> torch.Tensor:
     """A group with any skipped row (e.g. unparseable gold) is dropped whole: never reward, never penalty."""
-    skipped = torch.tensor([r.status == VerifyStatus.SKIPPED for r in results], dtype=torch.bool)
+    skipped = torch.tensor([r.status.is_skip for r in results], dtype=torch.bool)
     return ~skipped.view(-1, group_size).any(dim=1).repeat_interleave(group_size)
 
 
