@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable
+
+import lightning as L
+import torch
 
 from cipo.rollout.engine import SamplingSettings
 from cipo.types import Completion, Record
@@ -109,3 +114,37 @@ def read_text_tags(folder) -> set[str]:
         accumulator.Reload()
         tags |= set(accumulator.Tags()["tensors"])
     return tags
+
+
+# ----------------------------------------------------------------- fault injection
+def read_series(folder) -> dict[str, list[tuple[int, float]]]:
+    """{tag: [(step, value), ...]} in file order, as TensorBoard loads one run folder (duplicates kept)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    return {tag: [(e.step, e.value) for e in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
+
+
+class KillAt(L.Callback):
+    """Flushes the loggers and SIGKILLs its own process after update ``update`` of RL step ``epoch``
+    (points logged after the last checkpoint are then on disk, as in the worst real crash)."""
+
+    def __init__(self, epoch: int, update: int = 0) -> None:
+        self.epoch, self.update = epoch, update
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.current_epoch == self.epoch and batch_idx == self.update:
+            for logger in trainer.loggers:
+                logger.save()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+RNG_DRAWS: dict[int, float] = {}
+
+
+class RngProbe(L.Callback):
+    """Draws from the global torch RNG at every RL step start (into ``RNG_DRAWS``)."""
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        RNG_DRAWS[trainer.current_epoch] = float(torch.rand(()))

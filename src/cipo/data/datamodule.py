@@ -97,7 +97,12 @@ class PromptDataModule(L.LightningDataModule):
         return chosen
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(UpdateIndices(self.updates_per_step), batch_size=None, shuffle=False)
+        # Its own generator: a DataLoader draws a base seed from the *global* RNG each time Lightning
+        # makes an iterator, which happens at a different moment in a resumed epoch than in a fresh
+        # one; the indices need no randomness, and the global RNG stream then resumes exactly.
+        return DataLoader(
+            UpdateIndices(self.updates_per_step), batch_size=None, shuffle=False, generator=torch.Generator()
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {"pass": self._pass, "position": self._position}
