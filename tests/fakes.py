@@ -148,3 +148,47 @@ class RngProbe(L.Callback):
 
     def on_train_epoch_start(self, trainer, pl_module):
         RNG_DRAWS[trainer.current_epoch] = float(torch.rand(()))
+
+
+class InterruptAt(L.Callback):
+    """Sends itself ``times`` SIGINTs (Ctrl-C) when update 0 of RL step ``epoch`` starts."""
+
+    def __init__(self, epoch: int, times: int = 1) -> None:
+        self.epoch, self.times = epoch, times
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == self.epoch and batch_idx == 0:
+            for _ in range(self.times):
+                os.kill(os.getpid(), signal.SIGINT)
+
+
+WEIGHT_TRACE: dict[int, float] = {}
+
+
+class WeightTrace(L.Callback):
+    """A checksum of the policy's weights after every RL step (into ``WEIGHT_TRACE``)."""
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        WEIGHT_TRACE[trainer.current_epoch] = float(sum(p.detach().double().sum() for p in pl_module.policy.parameters()))
+
+
+SCRIPTS: dict[str, Callable[[str, int, int], str]] = {
+    "empty": lambda prompt, j, seed: "",
+    "no_answer": lambda prompt, j, seed: "2+2=4",
+    # the built-in task's prompts start "Q:<expression>\n": right for even j, off by one for odd j
+    "alternating": lambda prompt, j, seed: f"Ans:{eval(prompt[2:].splitlines()[0]) + j % 2}",
+}
+
+
+def scripted_engine(model, tokenizer, script: str = "empty", **ignored) -> ScriptedEngine:
+    """``rollout.engine._target_=fakes.scripted_engine`` (+rollout.engine.script=NAME)."""
+    return ScriptedEngine(tokenizer, SCRIPTS[script])
+
+
+def records_with_long_prompts(num_long: int = 4, **arithmetic) -> list[Record]:
+    """Arithmetic records plus ``num_long`` whose prompts (480 characters) overflow a 512-position context."""
+    from cipo.tasks.arithmetic import arithmetic_records
+
+    records = arithmetic_records(**arithmetic)
+    long = [Record(f"long-{i}", "Q:" + "1+" * 239 + "1\nA:", "240") for i in range(num_long)]
+    return records + long

@@ -17,6 +17,7 @@ sampler position are saved in checkpoints.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,10 +30,12 @@ from cipo.parallel import gather_objects, shard
 from cipo.rollout.collect import collect_round
 from cipo.rollout.engine import RolloutEngine, SamplingSettings, SyncReport
 from cipo.rollout.evaluate import evaluate_records
+from cipo.rollout.health import sample_warnings
 from cipo.rollout.rank_metrics import merge_rank_metrics
 from cipo.verifiers import Verifier
 
 EngineFactory = Callable[..., RolloutEngine]
+log = logging.getLogger(__name__)
 
 
 class RolloutCallback(L.Callback):
@@ -64,6 +67,7 @@ class RolloutCallback(L.Callback):
         self.last_validation: dict[str, float] = {}
         self._epoch_started = 0.0
         self.rank, self.world_size, self.rank_algorithm = 0, 1, algorithm
+        self._warned: set[str] = set()
 
     # --- hooks ----------------------------------------------------------------------
 
@@ -108,6 +112,7 @@ class RolloutCallback(L.Callback):
             group = self.rank_algorithm.group_size
             batch.metrics = merge_rank_metrics(gather_objects(batch.metrics), len(prompts) * group)
         batch.metrics["correction/replay_ratio"] = self.replay.ratio
+        self._warn_once(trainer, batch.metrics, len(prompts) * self.world_size * self.rank_algorithm.group_size)
         # Straight to the loggers, at x = RL step: on disk before this step's checkpoint is written.
         self._log_to_loggers(trainer, batch.metrics, step=trainer.current_epoch)
         pl_module.log_dict(batch.metrics, on_step=False, on_epoch=True, logger=False)
@@ -168,6 +173,12 @@ class RolloutCallback(L.Callback):
                 "allows (bf16 typically needs 0.1-0.25: raise rollout.sync_tolerance)"
             )
         return metrics
+
+    def _warn_once(self, trainer: L.Trainer, metrics: dict[str, float], num_samples: int) -> None:
+        for kind, message in sample_warnings(metrics, num_samples, trainer.current_epoch).items():
+            if kind not in self._warned and trainer.is_global_zero:
+                log.warning(message)
+            self._warned.add(kind)
 
     @staticmethod
     def _log_to_loggers(trainer: L.Trainer, metrics: dict[str, float], step: int) -> None:
