@@ -169,7 +169,9 @@ class WeightTrace(L.Callback):
     """A checksum of the policy's weights after every RL step (into ``WEIGHT_TRACE``)."""
 
     def on_train_epoch_end(self, trainer, pl_module):
-        WEIGHT_TRACE[trainer.current_epoch] = float(sum(p.detach().double().sum() for p in pl_module.policy.parameters()))
+        WEIGHT_TRACE[trainer.current_epoch] = float(
+            sum(p.detach().double().sum() for p in pl_module.policy.parameters())
+        )
 
 
 SCRIPTS: dict[str, Callable[[str, int, int], str]] = {
