@@ -194,3 +194,42 @@ def records_with_long_prompts(num_long: int = 4, **arithmetic) -> list[Record]:
     records = arithmetic_records(**arithmetic)
     long = [Record(f"long-{i}", "Q:" + "1+" * 239 + "1\nA:", "240") for i in range(num_long)]
     return records + long
+
+
+BATCH_FIELDS = (
+    "input_ids",
+    "attention_mask",
+    "loss_mask",
+    "advantages",
+    "is_correction",
+    "sft_mask",
+    "engine_logprobs",
+)
+
+
+class DumpRank(L.Callback):
+    """Writes ``<folder>/rank<r>.pt`` at the end: RL step 1's batch, the weights before and after
+    it, the rollout seeds and the replay state this rank saw (for the multi-process test)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder, self.dump = folder, {}
+
+    def on_train_start(self, trainer, pl_module):
+        self.dump["before"] = {k: v.detach().clone() for k, v in pl_module.policy.state_dict().items()}
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == 0:
+            batch = pl_module.rollout_batch
+            self.dump["batch"] = {name: getattr(batch, name).clone() for name in BATCH_FIELDS}
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch == 0:
+            self.dump["after"] = {k: v.detach().clone() for k, v in pl_module.policy.state_dict().items()}
+
+    def on_train_end(self, trainer, pl_module):
+        from cipo.callbacks.rollout import RolloutCallback
+
+        rollout = next(c for c in trainer.callbacks if isinstance(c, RolloutCallback))
+        self.dump.update(seeds=[rollout._seed(e) for e in range(2)], replay=rollout.replay.as_dict())
+        os.makedirs(self.folder, exist_ok=True)
+        torch.save(self.dump, os.path.join(self.folder, f"rank{trainer.global_rank}.pt"))

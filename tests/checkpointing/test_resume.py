@@ -46,9 +46,9 @@ def test_resume_argument_reopens_the_runs_config_and_folder(tmp_path):
     assert resume_arguments(["trainer.max_epochs=8"]) == ["trainer.max_epochs=8"]
     args = resume_arguments([f"resume={run}", "trainer.max_epochs=8"])
     assert args == [
-        "trainer.max_epochs=8",
         f"--config-path={run / '.hydra'}",
         "--config-name=config",
+        "trainer.max_epochs=8",
         f'hydra.run.dir="{run}"',
         "ckpt_path=auto",
     ]

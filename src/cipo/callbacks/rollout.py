@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -73,6 +74,8 @@ class RolloutCallback(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.rank, self.world_size = trainer.global_rank, trainer.world_size
+        if self.world_size > 1:  # the epoch metrics logged here are merged by hand, equal on all ranks
+            warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting")
         self.rank_algorithm = per_rank_algorithm(self.algorithm, self.world_size)
         if self.engine is None:
             self.engine = self.engine_factory(model=pl_module.policy, tokenizer=pl_module.tokenizer)
@@ -115,6 +118,7 @@ class RolloutCallback(L.Callback):
         self._warn_once(trainer, batch.metrics, len(prompts) * self.world_size * self.rank_algorithm.group_size)
         # Straight to the loggers, at x = RL step: on disk before this step's checkpoint is written.
         self._log_to_loggers(trainer, batch.metrics, step=trainer.current_epoch)
+        # Also in callback_metrics (progress bar, train()'s return): already equal on every rank.
         pl_module.log_dict(batch.metrics, on_step=False, on_epoch=True, logger=False)
         pl_module.log(
             "acc", batch.metrics["rollout/accuracy"], on_step=False, on_epoch=True, prog_bar=True, logger=False

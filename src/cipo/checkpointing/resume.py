@@ -58,7 +58,7 @@ def resume_arguments(argv: list[str]) -> list[str]:
     """Hydra command-line arguments with ``resume=<run folder>`` expanded (unchanged without it).
 
     ``["resume=logs/train/runs/X", "trainer.max_epochs=8"]`` ->
-    ``["trainer.max_epochs=8", "--config-path=<abs X>/.hydra", "--config-name=config",
+    ``["--config-path=<abs X>/.hydra", "--config-name=config", "trainer.max_epochs=8",
     "hydra.run.dir=<abs X>", "ckpt_path=auto"]`` (``ckpt_path`` only if not given).
     """
     found = [arg for arg in argv if arg.startswith(RESUME_KEY)]
@@ -81,7 +81,8 @@ def resume_arguments(argv: list[str]) -> list[str]:
             "made by cipo-train (logs/<task_name>/runs/<timestamp>, which holds .hydra/ and checkpoints/)"
         )
     rest = [arg for arg in argv if not arg.startswith(RESUME_KEY)]
-    extra = [f"--config-path={saved.parent}", "--config-name=config", f'hydra.run.dir="{run}"']
+    # Flags first: argparse stops collecting the positional overrides at the first flag after them.
+    arguments = [f"--config-path={saved.parent}", "--config-name=config", *rest, f'hydra.run.dir="{run}"']
     if not any(arg.startswith("ckpt_path=") for arg in rest):
-        extra.append("ckpt_path=auto")
-    return rest + extra
+        arguments.append("ckpt_path=auto")
+    return arguments
