@@ -169,3 +169,22 @@ def test_resume_of_a_two_process_run_from_its_folder(tmp_path, tiny_policy_dir):
     assert checkpoint["epoch"] == 1 and len(checkpoint["cipo_run_state"]["rng"]) == 2  # both ranks' RNG
     assert [step for step, _ in read_series(run / "tensorboard")["rollout/accuracy"]] == [0, 1]
     assert "max_epochs: 2" in (run / ".hydra" / "config.yaml").read_text()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("trainer", ["ddp", "fsdp"])
+def test_gpu_strategies_train_checkpoint_and_export(trainer, tmp_path, tiny_policy_dir):
+    """trainer=ddp / trainer=fsdp on the GPUs there are (one is enough to run every code path:
+    the gathered-weights rollout and sync, full-state checkpoints, the export)."""
+    devices = torch.cuda.device_count()
+    arguments = [
+        f"trainer={trainer}", f"trainer.devices={devices}", "debug=fast", "~callbacks.rich_progress_bar",
+        f"data.batch_size={4 * devices}", f"algorithm.correction.num_anchors={2 * devices}",
+        f"model.path={tiny_policy_dir}", f"hydra.run.dir={tmp_path / 'run'}",
+    ]  # fmt: skip
+    returncode, stderr = run_cli(arguments, tmp_path)
+    assert returncode == 0, stderr[-4000:]
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["epoch"] == 1 and any(k.startswith("policy.") for k in checkpoint["state_dict"])
+    assert (tmp_path / "run" / "policy" / "model.safetensors").is_file()

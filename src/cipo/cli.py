@@ -24,6 +24,7 @@ from cipo.checkpointing.resume import resolve_ckpt_path, resume_arguments
 from cipo.data.context_fit import drop_overlong_prompts
 from cipo.models.load import load_policy
 from cipo.module import CIPOModule
+from cipo.parallel import full_weights
 from cipo.rollout.engine import SamplingSettings
 from cipo.settings import check_run_config
 
@@ -110,10 +111,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         log.info("resuming from %s", ckpt_path)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
 
-    if cfg.get("export_policy", True) and trainer.is_global_zero:
-        policy.save_pretrained(output_dir / "policy")
-        tokenizer.save_pretrained(output_dir / "policy")
-        log.info("exported the trained policy to %s", output_dir / "policy")
+    if cfg.get("export_policy", True):
+        with full_weights(trainer.strategy.model):  # every rank gathers (FSDP), rank 0 writes
+            if trainer.is_global_zero:
+                policy.save_pretrained(output_dir / "policy")
+                tokenizer.save_pretrained(output_dir / "policy")
+                log.info("exported the trained policy to %s", output_dir / "policy")
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items() if torch.is_tensor(value)}
     return {**metrics, **rollout.last_validation}
 

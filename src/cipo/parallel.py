@@ -8,6 +8,7 @@ on the whole step.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -57,3 +58,42 @@ def shard(items: list, index: int, count: int, what: str = "data.batch_size") ->
         )
     size = len(items) // count
     return list(items[index * size : (index + 1) * size])
+
+
+def full_weights(model: torch.nn.Module | None):
+    """A context in which the policy's parameters are whole on every rank (rollout, sync, export).
+
+    Under FSDP (``trainer=fsdp``) each rank holds a shard outside the training step; the rollout
+    engines read whole weights, so they run inside ``summon_full_params`` (read-only: nothing they
+    do is written back). The LightningModule must be one FSDP unit (no ``auto_wrap_policy``):
+    FSDP forbids running a wrapped submodule's forward inside ``summon_full_params``. Any other
+    strategy: nothing to do. Every rank must enter it (it gathers).
+    """
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    if not isinstance(model, FullyShardedDataParallel):
+        return contextlib.nullcontext()
+    if any(isinstance(m, FullyShardedDataParallel) for m in model.module.modules()):
+        raise ValueError(
+            "trainer.strategy.auto_wrap_policy must be null with cipo's rollout engines: they generate with "
+            "the gathered weights between steps, which FSDP does not allow for separately wrapped layers"
+        )
+    return FullyShardedDataParallel.summon_full_params(model, writeback=False)
+
+
+class GatheredEngine:
+    """A rollout engine whose calls run inside ``full_weights(strategy.model)`` (for ``trainer=fsdp``)."""
+
+    def __init__(self, engine: Any, strategy: Any) -> None:
+        self.engine, self.strategy = engine, strategy
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        with full_weights(self.strategy.model):
+            return self.engine.generate(*args, **kwargs)
+
+    def sync_weights(self) -> Any:
+        with full_weights(self.strategy.model):
+            return self.engine.sync_weights()
+
+    def __getattr__(self, name: str) -> Any:  # sleep(), close(), ... of the wrapped engine
+        return getattr(self.engine, name)

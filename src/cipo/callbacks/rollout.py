@@ -24,10 +24,11 @@ from collections.abc import Callable
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.strategies import FSDPStrategy
 
 from cipo.algorithms.config import AlgorithmConfig
 from cipo.algorithms.replay import ReplayState, initial_replay_state, update_replay_ratio
-from cipo.parallel import gather_objects, shard
+from cipo.parallel import GatheredEngine, gather_objects, shard
 from cipo.rollout.collect import collect_round
 from cipo.rollout.engine import RolloutEngine, SamplingSettings, SyncReport
 from cipo.rollout.evaluate import evaluate_records
@@ -79,6 +80,8 @@ class RolloutCallback(L.Callback):
         self.rank_algorithm = per_rank_algorithm(self.algorithm, self.world_size)
         if self.engine is None:
             self.engine = self.engine_factory(model=pl_module.policy, tokenizer=pl_module.tokenizer)
+            if isinstance(trainer.strategy, FSDPStrategy):  # sharded weights: gather them for every call
+                self.engine = GatheredEngine(self.engine, trainer.strategy)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # After a checkpoint restore the trainer's weights are not the ones the engine started
