@@ -151,15 +151,15 @@ class RngProbe(L.Callback):
 
 
 class InterruptAt(L.Callback):
-    """Sends itself ``times`` SIGINTs (Ctrl-C) when update 0 of RL step ``epoch`` starts."""
+    """Sends itself ``times`` SIGINTs (Ctrl-C; or ``signal_name``) when update 0 of RL step ``epoch`` starts."""
 
-    def __init__(self, epoch: int, times: int = 1) -> None:
-        self.epoch, self.times = epoch, times
+    def __init__(self, epoch: int, times: int = 1, signal_name: str = "SIGINT") -> None:
+        self.epoch, self.times, self.signal = epoch, times, getattr(signal, signal_name)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if trainer.current_epoch == self.epoch and batch_idx == 0:
             for _ in range(self.times):
-                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), self.signal)
 
 
 WEIGHT_TRACE: dict[int, float] = {}

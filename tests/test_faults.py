@@ -163,6 +163,27 @@ def test_a_second_ctrl_c_stops_at_once_and_the_last_checkpoint_still_resumes(tmp
     assert [epoch for epoch, _ in seen] == [2]
 
 
+def test_sigterm_finishes_the_step_writes_a_checkpoint_and_exits(tmp_path, tiny_policy_dir, monkeypatch):
+    """Injects: SIGTERM (what a scheduler sends before killing a job) during RL step 2 of 4. The step
+    completes, last.ckpt is written, the run stops with Lightning's SIGTERMException (a non-zero
+    exit for the scheduler), and ckpt_path=auto continues with steps 3 and 4."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    overrides = [
+        "trainer.max_epochs=4",
+        "+callbacks.interrupt._target_=fakes.InterruptAt",
+        "+callbacks.interrupt.epoch=1",
+        "+callbacks.interrupt.signal_name=SIGTERM",
+    ]
+    with pytest.raises(SIGTERMException):
+        run(tmp_path, tiny_policy_dir, overrides)
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["epoch"] == 1
+    seen = record_rollouts(monkeypatch)
+    run(tmp_path, tiny_policy_dir, ["trainer.max_epochs=4", "ckpt_path=auto"])
+    assert [epoch for epoch, _ in seen] == [2, 3]
+
+
 def test_snapshots_are_pruned_to_keep_last_k(tmp_path, tiny_policy_dir):
     out, _ = run(tmp_path, tiny_policy_dir, ["trainer.max_epochs=5", "checkpoint.keep_last_k=2", "validation.every=0"])
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last.ckpt", "step0003.ckpt", "step0004.ckpt"]

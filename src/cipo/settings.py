@@ -49,6 +49,7 @@ class ModuleSettings:
 class ValidationSettings:
     every: int = 10
     samples: int = 4
+    ks: list[int] | None = None  # checked by the rollout callback against `samples`
     max_problems: int | None = None
     correction: bool = True
 
