@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 import cipo.cli
 from cipo.cli import train
 from cipo.settings import ROOT_KEYS, check_run_config
-from conftest import compose_train
+from conftest import CONF_DIR, compose_train
 
 
 @pytest.fixture
@@ -88,5 +88,16 @@ def test_unknown_trainer_key_names_it(tmp_path, tiny_policy_dir):
 def test_root_keys_match_train_yaml(tmp_path):
     """Every top-level key of the shipped config is known to the check (and only those)."""
     with compose_train([], tmp_path=tmp_path, fast=False) as cfg:
-        assert set(cfg) == set(ROOT_KEYS)
+        assert set(cfg) == set(ROOT_KEYS), "a new top-level key in conf/train.yaml goes into cipo.settings.ROOT_KEYS"
         check_run_config(OmegaConf.to_container(cfg, resolve=True))  # the defaults pass
+
+
+GLOBAL_FILES = sorted(
+    f"{p.parent.name}={p.stem}" for group in ("experiment", "debug") for p in (CONF_DIR / group).glob("*.yaml")
+)
+
+
+@pytest.mark.parametrize("override", GLOBAL_FILES)
+def test_every_global_config_file_passes_the_check(override, tmp_path):
+    with compose_train([override], tmp_path=tmp_path, fast=False) as cfg:
+        check_run_config(OmegaConf.to_container(cfg, resolve=True))

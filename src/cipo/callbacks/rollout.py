@@ -11,7 +11,14 @@ per-token logprob difference between engine and trainer on a fixed probe); it is
 ``rollout/sync_logprob_diff`` and a value above ``rollout.sync_tolerance`` stops the run.
 
 The callback owns the engine and the replay controller state; both the state and the
-sampler position are saved in checkpoints.
+sampler position are saved in checkpoints. Its metrics go straight to the loggers at x = RL
+step (not through Lightning's epoch-end logging), so they are on disk before the step's
+checkpoint is written and an exact resume can cut the logs at that checkpoint.
+
+Several processes: each rank collects its contiguous share of the step's prompts and anchors
+with its own seeds; the per-rank metrics are merged from sums and counts
+(``rollout/rank_metrics.py``), so the logged values and the retention that drives the replay
+controller are the whole step's, identical on every rank.
 """
 
 from __future__ import annotations
