@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable
+
+import lightning as L
+import torch
 
 from cipo.rollout.engine import SamplingSettings
 from cipo.types import Completion, Record
@@ -109,3 +114,122 @@ def read_text_tags(folder) -> set[str]:
         accumulator.Reload()
         tags |= set(accumulator.Tags()["tensors"])
     return tags
+
+
+# ----------------------------------------------------------------- fault injection
+def read_series(folder) -> dict[str, list[tuple[int, float]]]:
+    """{tag: [(step, value), ...]} in file order, as TensorBoard loads one run folder (duplicates kept)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    return {tag: [(e.step, e.value) for e in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
+
+
+class KillAt(L.Callback):
+    """Flushes the loggers and SIGKILLs its own process after update ``update`` of RL step ``epoch``
+    (points logged after the last checkpoint are then on disk, as in the worst real crash)."""
+
+    def __init__(self, epoch: int, update: int = 0) -> None:
+        self.epoch, self.update = epoch, update
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.current_epoch == self.epoch and batch_idx == self.update:
+            for logger in trainer.loggers:
+                logger.save()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+RNG_DRAWS: dict[int, float] = {}
+
+
+class RngProbe(L.Callback):
+    """Draws from the global torch RNG at every RL step start (into ``RNG_DRAWS``)."""
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        RNG_DRAWS[trainer.current_epoch] = float(torch.rand(()))
+
+
+class InterruptAt(L.Callback):
+    """Sends itself ``times`` SIGINTs (Ctrl-C; or ``signal_name``) when update 0 of RL step ``epoch`` starts."""
+
+    def __init__(self, epoch: int, times: int = 1, signal_name: str = "SIGINT") -> None:
+        self.epoch, self.times, self.signal = epoch, times, getattr(signal, signal_name)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == self.epoch and batch_idx == 0:
+            for _ in range(self.times):
+                os.kill(os.getpid(), self.signal)
+
+
+WEIGHT_TRACE: dict[int, float] = {}
+
+
+class WeightTrace(L.Callback):
+    """A checksum of the policy's weights after every RL step (into ``WEIGHT_TRACE``)."""
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        WEIGHT_TRACE[trainer.current_epoch] = float(
+            sum(p.detach().double().sum() for p in pl_module.policy.parameters())
+        )
+
+
+SCRIPTS: dict[str, Callable[[str, int, int], str]] = {
+    "empty": lambda prompt, j, seed: "",
+    "no_answer": lambda prompt, j, seed: "2+2=4",
+    # the built-in task's prompts start "Q:<expression>\n": right for even j, off by one for odd j
+    "alternating": lambda prompt, j, seed: f"Ans:{eval(prompt[2:].splitlines()[0]) + j % 2}",
+}
+
+
+def scripted_engine(model, tokenizer, script: str = "empty", **ignored) -> ScriptedEngine:
+    """``rollout.engine._target_=fakes.scripted_engine`` (+rollout.engine.script=NAME)."""
+    return ScriptedEngine(tokenizer, SCRIPTS[script])
+
+
+def records_with_long_prompts(num_long: int = 4, **arithmetic) -> list[Record]:
+    """Arithmetic records plus ``num_long`` whose prompts (480 characters) overflow a 512-position context."""
+    from cipo.tasks.arithmetic import arithmetic_records
+
+    records = arithmetic_records(**arithmetic)
+    long = [Record(f"long-{i}", "Q:" + "1+" * 239 + "1\nA:", "240") for i in range(num_long)]
+    return records + long
+
+
+BATCH_FIELDS = (
+    "input_ids",
+    "attention_mask",
+    "loss_mask",
+    "advantages",
+    "is_correction",
+    "sft_mask",
+    "engine_logprobs",
+)
+
+
+class DumpRank(L.Callback):
+    """Writes ``<folder>/rank<r>.pt`` at the end: RL step 1's batch, the weights before and after
+    it, the rollout seeds and the replay state this rank saw (for the multi-process test)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder, self.dump = folder, {}
+
+    def on_train_start(self, trainer, pl_module):
+        self.dump["before"] = {k: v.detach().clone() for k, v in pl_module.policy.state_dict().items()}
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == 0:
+            batch = pl_module.rollout_batch
+            self.dump["batch"] = {name: getattr(batch, name).clone() for name in BATCH_FIELDS}
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch == 0:
+            self.dump["after"] = {k: v.detach().clone() for k, v in pl_module.policy.state_dict().items()}
+
+    def on_train_end(self, trainer, pl_module):
+        from cipo.callbacks.rollout import RolloutCallback
+
+        rollout = next(c for c in trainer.callbacks if isinstance(c, RolloutCallback))
+        self.dump.update(seeds=[rollout._seed(e) for e in range(2)], replay=rollout.replay.as_dict())
+        os.makedirs(self.folder, exist_ok=True)
+        torch.save(self.dump, os.path.join(self.folder, f"rank{trainer.global_rank}.pt"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,17 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from cipo.algorithms.config import AlgorithmConfig, build_dataclass
+from cipo.callbacks.graceful_stop import GracefulStop
 from cipo.callbacks.rollout import RolloutCallback
+from cipo.callbacks.run_state import RunState, read_logged_until
+from cipo.checkpointing.event_files import cut_event_files
+from cipo.checkpointing.resume import resolve_ckpt_path, resume_arguments
+from cipo.data.context_fit import drop_overlong_prompts
 from cipo.models.load import load_policy
 from cipo.module import CIPOModule
+from cipo.parallel import full_weights
 from cipo.rollout.engine import SamplingSettings
+from cipo.settings import check_run_config
 
 log = logging.getLogger(__name__)
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -30,8 +38,9 @@ def sampling_settings(rollout: DictConfig) -> SamplingSettings:
     return build_dataclass(SamplingSettings, values, "rollout")
 
 
-def check_task_fits_model(tokenizer, model, datamodule, max_new_tokens: int) -> None:
-    """Fail before any work when the model cannot even read the task's prompts."""
+def check_task_fits_model(tokenizer, model, datamodule, max_new_tokens: int, corrections: bool = True) -> None:
+    """Fail before any work when the model cannot read the task's prompts; drop (and report)
+    the prompts too long for its context (all of them: an error naming rollout.max_new_tokens)."""
     records = datamodule.train_records[:64] + datamodule.heldout_records[:16]
     unk = tokenizer.unk_token_id
     for record in records:
@@ -43,20 +52,17 @@ def check_task_fits_model(tokenizer, model, datamodule, max_new_tokens: int) -> 
                 f"({record.prompt[:40]!r} -> {tokenizer.decode(ids)[:40]!r}): this model cannot read "
                 "this task (data / model mismatch)"
             )
-    longest = max((len(tokenizer(r.prompt)["input_ids"]) for r in records), default=0)
+    templates = [datamodule.correction_template, datamodule.verdict_template] if corrections else []
     limit = getattr(model.config, "max_position_embeddings", None)
-    # A correction prompt holds the problem plus a whole attempt, hence 2x the completion.
-    if limit is not None and 2 * (longest + max_new_tokens) > limit:
-        raise ValueError(
-            f"rollout.max_new_tokens={max_new_tokens}: correction prompts need about "
-            f"{2 * (longest + max_new_tokens)} positions but the model has {limit}; lower it"
-        )
+    drop_overlong_prompts(tokenizer, limit, datamodule, max_new_tokens, templates)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Build everything from ``cfg``, run ``trainer.fit`` and export the policy."""
+    check_run_config(OmegaConf.to_container(cfg, resolve=True))
     algorithm = AlgorithmConfig.from_dict(OmegaConf.to_container(cfg.algorithm, resolve=True))
     sampling = sampling_settings(cfg.rollout)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg.num_threads))
@@ -65,7 +71,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate(cfg.data, updates_per_step=algorithm.updates_per_step, _convert_="all")
     datamodule.setup("fit")
     policy, tokenizer = load_policy(cfg.model.path, cfg.model.dtype, cfg.model.trust_remote_code)
-    check_task_fits_model(tokenizer, policy, datamodule, sampling.max_new_tokens)
+    check_task_fits_model(tokenizer, policy, datamodule, sampling.max_new_tokens, algorithm.correction.enabled)
 
     module = CIPOModule(
         policy,
@@ -91,23 +97,41 @@ def train(cfg: DictConfig) -> dict[str, float]:
         val_correction=cfg.validation.correction,
         val_ks=list(cfg.validation.ks) if cfg.validation.get("ks") else None,
     )
-    callbacks = [rollout] + [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    resume_hint = f"Resume with: cipo-train resume={output_dir}"
+    callbacks = [RunState(), GracefulStop(resume_hint), rollout]
+    callbacks += [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
-    for logger in loggers:
-        logger.log_hyperparams(_flatten(OmegaConf.to_container(cfg, resolve=True)))
-
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path == "last":
-        ckpt_path = str(output_dir / "checkpoints" / "last.ckpt")
+    if trainer.is_global_zero:
+        continue_logs(loggers, ckpt_path, fresh_start=cfg.get("ckpt_path") == "auto" and ckpt_path is None)
+    if ckpt_path is None:  # a resumed run's hyper-parameters are already in its logs
+        for logger in loggers:
+            logger.log_hyperparams(_flatten(OmegaConf.to_container(cfg, resolve=True)))
+    else:
+        log.info("resuming from %s", ckpt_path)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
 
-    if cfg.get("export_policy", True) and trainer.is_global_zero:
-        policy.save_pretrained(output_dir / "policy")
-        tokenizer.save_pretrained(output_dir / "policy")
-        log.info("exported the trained policy to %s", output_dir / "policy")
+    if cfg.get("export_policy", True):
+        with full_weights(trainer.strategy.model):  # every rank gathers (FSDP), rank 0 writes
+            if trainer.is_global_zero:
+                policy.save_pretrained(output_dir / "policy")
+                tokenizer.save_pretrained(output_dir / "policy")
+                log.info("exported the trained policy to %s", output_dir / "policy")
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items() if torch.is_tensor(value)}
     return {**metrics, **rollout.last_validation}
+
+
+def continue_logs(loggers, ckpt_path: str | None, fresh_start: bool) -> None:
+    """Remove points a resumed run will log again (those after its checkpoint was written)."""
+    until = read_logged_until(ckpt_path) if ckpt_path else (float("-inf") if fresh_start else None)
+    if until is None:
+        return
+    for logger in loggers:
+        folder = getattr(logger, "log_dir", None)
+        if folder and Path(folder).is_dir():
+            removed = cut_event_files(folder, until)["dropped"]
+            if removed:
+                log.info("removed %d logged points from after the checkpoint in %s", removed, folder)
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -130,6 +154,7 @@ def _hydra_train(cfg: DictConfig) -> float | None:
 
 def train_main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.argv[1:] = resume_arguments(sys.argv[1:])  # resume=<run folder>: that run's config and folder
     _hydra_train()
 
 

@@ -13,7 +13,9 @@ whole mini-batch, so the micro-batch size changes memory, never the gradient.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
 import math
 from collections.abc import Callable, Iterable
 
@@ -30,7 +32,10 @@ from cipo.algorithms.losses import (
     sft_nll,
     truncated_is_weights,
 )
+from cipo.parallel import sum_across_ranks, world_size
 from cipo.types import RolloutBatch
+
+log = logging.getLogger(__name__)
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
@@ -97,19 +102,25 @@ class CIPOModule(L.LightningModule):
         update = int(update_index)
         rows = self._mini_batch_rows(len(batch), update)
         mini = batch.select(rows)
-        denominators = self._denominators(mini)
+        # Several processes: normalise by the counts of the whole step (all ranks), and scale by
+        # the world size because DDP *averages* gradients: the result is the single-process loss.
+        denominators = sum_across_ranks(self._denominators(mini))
+        scale = world_size()
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
         totals: dict[str, float] = {}
-        for start in range(0, len(mini), self.micro_batch_size):
+        starts = list(range(0, len(mini), self.micro_batch_size))
+        for start in starts:
             micro = mini.select(torch.arange(start, min(start + self.micro_batch_size, len(mini))))
             loss, stats = self._micro_batch_loss(micro, denominators)
-            self.manual_backward(loss)
+            with self._gradient_sync(start == starts[-1]):
+                self.manual_backward(loss * scale if scale > 1 else loss)
             for name, value in stats.items():
                 totals[name] = totals.get(name, 0.0) + value
+        totals = sum_across_ranks(totals)  # per-rank shares of global sums -> the step's values
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
         lr = optimizer.param_groups[0]["lr"]  # the rate this step uses, before the scheduler moves it
-        self._optimizer_step(optimizer, grad_norm)
+        self._optimizer_step(optimizer, grad_norm, totals["loss"])
         metrics = self._finish_metrics(totals, denominators, float(grad_norm), lr)
         self.log_dict(metrics, on_step=True, on_epoch=False)
         self.log("loss", metrics["train/loss"], on_step=True, prog_bar=True, logger=False)
@@ -212,9 +223,9 @@ class CIPOModule(L.LightningModule):
         stats["loss"] = float(loss.detach())
         return loss, stats
 
-    def _optimizer_step(self, optimizer, grad_norm: torch.Tensor) -> None:
-        """Step, or skip a non-finite gradient (counted; K in a row stop the run)."""
-        if math.isfinite(float(grad_norm)):
+    def _optimizer_step(self, optimizer, grad_norm: torch.Tensor, loss: float = 0.0) -> None:
+        """Step, or skip a non-finite loss or gradient (counted; K in a row stop the run)."""
+        if math.isfinite(float(grad_norm)) and math.isfinite(loss):
             self._consecutive_skips = 0
             optimizer.step()
             scheduler = self.lr_schedulers()
@@ -224,11 +235,40 @@ class CIPOModule(L.LightningModule):
         optimizer.zero_grad(set_to_none=True)
         self.skipped_steps += 1
         self._consecutive_skips += 1
+        where = f"RL step {self.current_epoch}"
         if self._consecutive_skips >= self.max_consecutive_skips:
             raise RuntimeError(
-                f"{self._consecutive_skips} optimizer steps in a row had a non-finite gradient; "
-                "lower the learning rate or check the data (module.max_consecutive_skips)"
+                f"{where}: {self._consecutive_skips} optimizer steps in a row had a non-finite loss or gradient "
+                f"(loss={loss}, grad_norm={float(grad_norm)}), so the run stops (module.max_consecutive_skips="
+                f"{self.max_consecutive_skips}). Lower optimizer.lr, set model.dtype=float32 or "
+                "trainer.precision=32-true, or check the rewards/data; resume from the last checkpoint with "
+                "`cipo-train resume=<run folder>` after changing the setting"
             )
+        if self._trainer is None or self.trainer.is_global_zero:
+            log.warning(
+                "%s: non-finite loss or gradient (loss=%s, grad_norm=%s): update skipped, %d in a row "
+                "(train/skipped_steps; the run stops at module.max_consecutive_skips=%d)",
+                where,
+                loss,
+                float(grad_norm),
+                self._consecutive_skips,
+                self.max_consecutive_skips,
+            )
+
+    def _gradient_sync(self, last_micro_batch: bool):
+        """DDP all-reduces on every backward unless told not to: only the last micro-batch syncs,
+        so every rank makes exactly one gradient exchange per update whatever its row count."""
+        model = self._trainer.strategy.model if self._trainer is not None else None
+        no_sync = getattr(model, "no_sync", None)
+        return contextlib.nullcontext() if last_micro_batch or no_sync is None else no_sync()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["cipo_skips"] = {"skipped_steps": self.skipped_steps, "consecutive": self._consecutive_skips}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("cipo_skips") or {}
+        self.skipped_steps = int(state.get("skipped_steps", 0))
+        self._consecutive_skips = int(state.get("consecutive", 0))
 
     def _finish_metrics(self, totals, denominators, grad_norm: float, lr: float) -> dict[str, float]:
         tokens, rl_tokens = max(denominators["tokens"], 1.0), max(totals.get("rl_tokens", 0.0), 1.0)

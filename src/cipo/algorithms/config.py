@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_type_hints
 
 from cipo.algorithms.advantages import ADVANTAGE_METHODS, STD_SCOPES
 from cipo.algorithms.losses import KL_ESTIMATORS, LOSS_AGG_MODES
@@ -143,6 +143,10 @@ def build_dataclass(cls: type, data: Any, key: str) -> Any:
 
 
 def _coerce(value: Any, expected: Any, key: str) -> Any:
+    options = get_args(expected)
+    if type(None) in options:  # `X | None`: null, or a valid X
+        inner = [option for option in options if option is not type(None)]
+        return None if value is None or len(inner) != 1 else _coerce(value, inner[0], key)
     if expected is bool:
         _check(isinstance(value, bool), key, f"expected true/false, got {value!r}")
     elif expected is int:

@@ -11,25 +11,40 @@ per-token logprob difference between engine and trainer on a fixed probe); it is
 ``rollout/sync_logprob_diff`` and a value above ``rollout.sync_tolerance`` stops the run.
 
 The callback owns the engine and the replay controller state; both the state and the
-sampler position are saved in checkpoints.
+sampler position are saved in checkpoints. Its metrics go straight to the loggers at x = RL
+step (not through Lightning's epoch-end logging), so they are on disk before the step's
+checkpoint is written and an exact resume can cut the logs at that checkpoint.
+
+Several processes: each rank collects its contiguous share of the step's prompts and anchors
+with its own seeds; the per-rank metrics are merged from sums and counts
+(``rollout/rank_metrics.py``), so the logged values and the retention that drives the replay
+controller are the whole step's, identical on every rank.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.strategies import FSDPStrategy
 
 from cipo.algorithms.config import AlgorithmConfig
 from cipo.algorithms.replay import ReplayState, initial_replay_state, update_replay_ratio
+from cipo.parallel import GatheredEngine, gather_objects, shard
 from cipo.rollout.collect import collect_round
 from cipo.rollout.engine import RolloutEngine, SamplingSettings, SyncReport
 from cipo.rollout.evaluate import evaluate_records
+from cipo.rollout.health import sample_warnings
+from cipo.rollout.rank_metrics import merge_rank_metrics
 from cipo.verifiers import Verifier
 
 EngineFactory = Callable[..., RolloutEngine]
+log = logging.getLogger(__name__)
 
 
 class RolloutCallback(L.Callback):
@@ -60,12 +75,20 @@ class RolloutCallback(L.Callback):
         self.replay = initial_replay_state(algorithm.correction.replay)
         self.last_validation: dict[str, float] = {}
         self._epoch_started = 0.0
+        self.rank, self.world_size, self.rank_algorithm = 0, 1, algorithm
+        self._warned: set[str] = set()
 
     # --- hooks ----------------------------------------------------------------------
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.rank, self.world_size = trainer.global_rank, trainer.world_size
+        if self.world_size > 1:  # the epoch metrics logged here are merged by hand, equal on all ranks
+            warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting")
+        self.rank_algorithm = per_rank_algorithm(self.algorithm, self.world_size)
         if self.engine is None:
             self.engine = self.engine_factory(model=pl_module.policy, tokenizer=pl_module.tokenizer)
+            if isinstance(trainer.strategy, FSDPStrategy):  # sharded weights: gather them for every call
+                self.engine = GatheredEngine(self.engine, trainer.strategy)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # After a checkpoint restore the trainer's weights are not the ones the engine started
@@ -80,12 +103,15 @@ class RolloutCallback(L.Callback):
         template = (
             datamodule.verdict_template if self.algorithm.correction.reveal_verdict else datamodule.correction_template
         )
+        # Every rank draws the whole step's prompts (the sampler stays identical everywhere) and
+        # keeps its own contiguous share: whole groups, so advantages never need another rank.
+        prompts = shard(datamodule.next_prompts(), self.rank, self.world_size)
         batch = collect_round(
             self.engine,
             pl_module.tokenizer,
             self.verifier,
-            datamodule.next_prompts(),
-            self.algorithm,
+            prompts,
+            self.rank_algorithm,
             self.sampling,
             template,
             self.replay.ratio,
@@ -94,10 +120,16 @@ class RolloutCallback(L.Callback):
             num_samples_logged=self.num_samples_logged,
         )
         pl_module.rollout_batch = batch
-        batch.metrics["correction/replay_ratio"] = self.replay.ratio
         batch.metrics["time/rollout_s"] = time.perf_counter() - self._epoch_started
-        # "step" sets the x-axis of these epoch-level points to the RL step index.
-        pl_module.log_dict({**batch.metrics, "step": float(trainer.current_epoch)}, on_step=False, on_epoch=True)
+        if self.world_size > 1:  # the step's metrics (and retention, for the replay controller)
+            group = self.rank_algorithm.group_size
+            batch.metrics = merge_rank_metrics(gather_objects(batch.metrics), len(prompts) * group)
+        batch.metrics["correction/replay_ratio"] = self.replay.ratio
+        self._warn_once(trainer, batch.metrics, len(prompts) * self.world_size * self.rank_algorithm.group_size)
+        # Straight to the loggers, at x = RL step: on disk before this step's checkpoint is written.
+        self._log_to_loggers(trainer, batch.metrics, step=trainer.current_epoch)
+        # Also in callback_metrics (progress bar, train()'s return): already equal on every rank.
+        pl_module.log_dict(batch.metrics, on_step=False, on_epoch=True, logger=False)
         pl_module.log(
             "acc", batch.metrics["rollout/accuracy"], on_step=False, on_epoch=True, prog_bar=True, logger=False
         )
@@ -121,7 +153,10 @@ class RolloutCallback(L.Callback):
         metrics["time/train_s"] = (
             train_started - self._epoch_started - (batch.metrics["time/rollout_s"] if batch else 0)
         )
-        pl_module.log_dict(metrics, on_step=False, on_epoch=True)
+        if self.world_size > 1:
+            metrics = {name: max(values) for name, values in _by_name(gather_objects(metrics)).items()}
+        self._log_to_loggers(trainer, metrics, step=epoch)
+        pl_module.log_dict(metrics, on_step=False, on_epoch=True, logger=False)
         pl_module.rollout_batch = None  # release the tensors; a stale batch must never be reused
 
     def state_dict(self) -> dict[str, Any]:
@@ -153,13 +188,20 @@ class RolloutCallback(L.Callback):
             )
         return metrics
 
+    def _warn_once(self, trainer: L.Trainer, metrics: dict[str, float], num_samples: int) -> None:
+        for kind, message in sample_warnings(metrics, num_samples, trainer.current_epoch).items():
+            if kind not in self._warned and trainer.is_global_zero:
+                log.warning(message)
+            self._warned.add(kind)
+
     @staticmethod
     def _log_to_loggers(trainer: L.Trainer, metrics: dict[str, float], step: int) -> None:
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)
 
     def _seed(self, epoch: int) -> int:
-        return self.seed * 1_000_003 + epoch * 7 + 1
+        """Different on every rank and step (rank 0's seeds are those of a single-process run)."""
+        return self.seed * 1_000_003 + epoch * 7 + 1 + self.rank * 7_919_111
 
     def _validate(self, trainer: L.Trainer, pl_module: L.LightningModule, completed_steps: int) -> None:
         """Held-out metrics of the current policy, logged at x = RL steps completed so far.
@@ -205,3 +247,25 @@ class RolloutCallback(L.Callback):
             experiment = getattr(logger, "experiment", None)
             if hasattr(experiment, "add_text"):
                 experiment.add_text("samples/rollouts", "\n".join(lines), global_step=step)
+
+
+def per_rank_algorithm(algorithm: AlgorithmConfig, world_size: int) -> AlgorithmConfig:
+    """Each of ``world_size`` ranks revises its share of the step's ``correction.num_anchors``."""
+    anchors = algorithm.correction.num_anchors
+    if world_size == 1 or not algorithm.correction.enabled:
+        return algorithm
+    if anchors % world_size:
+        raise ValueError(
+            f"algorithm.correction.num_anchors={anchors} is not divisible by the {world_size} training "
+            f"processes; set it to a multiple of {world_size} (each process revises an equal share)"
+        )
+    correction = dataclasses.replace(algorithm.correction, num_anchors=anchors // world_size)
+    return dataclasses.replace(algorithm, correction=correction)
+
+
+def _by_name(per_rank: list[dict[str, float]]) -> dict[str, list[float]]:
+    merged: dict[str, list[float]] = {}
+    for metrics in per_rank:
+        for name, value in metrics.items():
+            merged.setdefault(name, []).append(value)
+    return merged

@@ -54,8 +54,8 @@ class PromptDataModule(L.LightningDataModule):
         updates_per_step: int = 1,
     ) -> None:
         super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size (prompts per RL step) must be >= 1, got {batch_size}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"data.batch_size (prompts per RL step, an integer) must be >= 1, got {batch_size!r}")
         self.train_source, self.heldout_source = train, heldout
         self.batch_size = batch_size
         self.correction_template, self.verdict_template = correction_template, verdict_template
@@ -73,6 +73,14 @@ class PromptDataModule(L.LightningDataModule):
                 raise ValueError("data.train produced no records")
             self._order = self._permutation(self._pass)
 
+    def keep_records(self, keep: Callable[[Record], bool]) -> tuple[int, int]:
+        """Drop the records ``keep`` rejects from both splits (at start); returns (train, held-out) dropped."""
+        before = len(self.train_records), len(self.heldout_records)
+        self.train_records = [record for record in self.train_records if keep(record)]
+        self.heldout_records = [record for record in self.heldout_records if keep(record)]
+        self._order = self._permutation(self._pass)
+        return before[0] - len(self.train_records), before[1] - len(self.heldout_records)
+
     def _permutation(self, pass_index: int) -> list[int]:
         generator = torch.Generator().manual_seed(self.seed * 7919 + pass_index)
         return torch.randperm(len(self.train_records), generator=generator).tolist()
@@ -89,7 +97,12 @@ class PromptDataModule(L.LightningDataModule):
         return chosen
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(UpdateIndices(self.updates_per_step), batch_size=None, shuffle=False)
+        # Its own generator: a DataLoader draws a base seed from the *global* RNG each time Lightning
+        # makes an iterator, which happens at a different moment in a resumed epoch than in a fresh
+        # one; the indices need no randomness, and the global RNG stream then resumes exactly.
+        return DataLoader(
+            UpdateIndices(self.updates_per_step), batch_size=None, shuffle=False, generator=torch.Generator()
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {"pass": self._pass, "position": self._position}

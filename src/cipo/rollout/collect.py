@@ -58,6 +58,7 @@ def _length_metrics(completions: list[Completion], prefix: str) -> dict[str, flo
         f"{prefix}completion_len_min": float(lengths.min()),
         f"{prefix}completion_len_max": float(lengths.max()),
         f"{prefix}frac_truncated": sum(not c.finished for c in completions) / len(completions),
+        f"{prefix}num_empty": float(sum(not c.text.strip() for c in completions)),  # no text at all: reward 0
     }
 
 

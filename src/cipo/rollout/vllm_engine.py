@@ -31,6 +31,7 @@ import torch
 
 from cipo.algorithms.logprobs import token_logprobs
 from cipo.rollout.engine import SamplingSettings, SyncReport
+from cipo.rollout.engine_errors import engine_start_hint
 from cipo.types import Completion
 
 INSTALL_HINT = (
@@ -107,6 +108,11 @@ class VLLMEngine:
                 # ("CPU Generator does not use offset"); whole-prompt prefills avoid it.
                 **({"enable_chunked_prefill": False} if on_cpu else {}),
             )
+        except Exception as error:  # memory errors -> the cipo key that fixes them
+            hint = engine_start_hint(str(error), gpu_memory_utilization, on_cpu)
+            if hint is None:
+                raise
+            raise RuntimeError(f"{hint}. vLLM said: {error}") from error
         finally:
             torch.set_num_threads = set_num_threads
         self._sampling_params = vllm.SamplingParams

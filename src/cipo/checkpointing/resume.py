@@ -1,0 +1,88 @@
+"""Where a run resumes from: ``ckpt_path`` values and ``cipo-train resume=<run folder>``.
+
+Every ``cipo-train`` launch makes a new timestamped run folder, so "resume the run that was
+killed" has to name that folder. ``resume=<run folder>`` turns the command line into one that
+re-opens the run's own saved config (``<run>/.hydra/config.yaml``), writes into the same
+folder (``hydra.run.dir``) and loads the newest checkpoint there (``ckpt_path=auto``), so the
+checkpoints, the TensorBoard curves and the exported policy continue in one place. Overrides
+given next to it (``trainer.max_epochs=200``) apply on top of the saved config.
+
+``ckpt_path`` values: ``null`` (start fresh), ``auto`` (the newest checkpoint of this run
+folder if there is one, else start fresh: what a requeued cluster job wants), ``last`` (the
+newest checkpoint of this run folder, which must exist) or a checkpoint file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CHECKPOINT_FOLDER = "checkpoints"
+LAST_NAME = "last.ckpt"
+RESUME_KEY = "resume="
+
+
+def latest_checkpoint(folder: str | Path) -> Path | None:
+    """``last.ckpt`` of ``folder`` if it is a readable file, else the newest ``*.ckpt`` there."""
+    folder = Path(folder)
+    last = folder / LAST_NAME
+    if last.is_file():  # False for a dangling link
+        return last
+    snapshots = [path for path in folder.glob("*.ckpt") if path.is_file()]
+    return max(snapshots, key=lambda path: path.stat().st_mtime, default=None)
+
+
+def resolve_ckpt_path(value: str | None, output_dir: str | Path) -> str | None:
+    """The checkpoint file ``trainer.fit`` should load for ``ckpt_path=value`` (None: start fresh)."""
+    if value is None or value == "":
+        return None
+    folder = Path(output_dir) / CHECKPOINT_FOLDER
+    if value in ("auto", "last"):
+        found = latest_checkpoint(folder)
+        if found is None and value == "last":
+            raise FileNotFoundError(
+                f"ckpt_path=last: no checkpoint in {folder}. Each cipo-train launch makes a new run folder: "
+                "to continue an earlier run use `cipo-train resume=<that run's folder>`; "
+                "ckpt_path=auto starts fresh when there is no checkpoint yet; or pass ckpt_path=/path/to/file.ckpt"
+            )
+        return None if found is None else str(found)
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"ckpt_path={value!r}: no such checkpoint file. Use a .ckpt file, `last` or `auto` (this run's "
+            "newest checkpoint), or `cipo-train resume=<run folder>` to continue an earlier run in its own folder"
+        )
+    return str(path)
+
+
+def resume_arguments(argv: list[str]) -> list[str]:
+    """Hydra command-line arguments with ``resume=<run folder>`` expanded (unchanged without it).
+
+    ``["resume=logs/train/runs/X", "trainer.max_epochs=8"]`` ->
+    ``["--config-path=<abs X>/.hydra", "--config-name=config", "trainer.max_epochs=8",
+    "hydra.run.dir=<abs X>", "ckpt_path=auto"]`` (``ckpt_path`` only if not given).
+    """
+    found = [arg for arg in argv if arg.startswith(RESUME_KEY)]
+    if not found:
+        return list(argv)
+    if len(found) > 1:
+        raise ValueError(f"resume= given {len(found)} times: {found}")
+    clashing = ("-m", "--multirun", "--config-path", "-cp", "--config-name", "-cn")
+    conflicting = [arg for arg in argv if arg.split("=")[0] in clashing]
+    if conflicting:
+        raise ValueError(
+            f"resume=<run folder> cannot be combined with {conflicting}: it re-opens that run's own config; "
+            "resume each job of a multirun separately (resume=<multirun folder>/<job number>_...)"
+        )
+    run = Path(found[0][len(RESUME_KEY) :]).expanduser().resolve()
+    saved = run / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        raise FileNotFoundError(
+            f"resume={found[0][len(RESUME_KEY) :]}: {saved} does not exist; point resume= at a run folder "
+            "made by cipo-train (logs/<task_name>/runs/<timestamp>, which holds .hydra/ and checkpoints/)"
+        )
+    rest = [arg for arg in argv if not arg.startswith(RESUME_KEY)]
+    # Flags first: argparse stops collecting the positional overrides at the first flag after them.
+    arguments = [f"--config-path={saved.parent}", "--config-name=config", *rest, f'hydra.run.dir="{run}"']
+    if not any(arg.startswith("ckpt_path=") for arg in rest):
+        arguments.append("ckpt_path=auto")
+    return arguments
