@@ -69,8 +69,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     output_dir = Path(cfg.paths.output_dir)
 
     datamodule = instantiate(cfg.data, updates_per_step=algorithm.updates_per_step, _convert_="all")
-    datamodule.setup("fit")
+    datamodule.read_sources()  # a bad data file fails here, before the (slow) policy load
     policy, tokenizer = load_policy(cfg.model.path, cfg.model.dtype, cfg.model.trust_remote_code)
+    datamodule.attach_tokenizer(tokenizer)  # prompts are rendered with the policy's chat template
+    datamodule.setup("fit")
     check_task_fits_model(tokenizer, policy, datamodule, sampling.max_new_tokens, algorithm.correction.enabled)
 
     module = CIPOModule(
