@@ -61,6 +61,11 @@ def test_ids_templates_patterns_and_nested_fields(tmp_path):
 @pytest.mark.parametrize(
     "row, fields, match",
     [
+        (
+            {"question": {"a": 1}, "answer": "1"},
+            {"prompt": None, "prompt_template": "{question[0]}"},
+            r"line 2: field 'prompt_template' cannot be filled from this row",
+        ),
         ({"q": "x", "answer": "1"}, {}, r"line 2: field 'question' is missing \(the row has: answer, q\); set fields"),
         ({"question": 5, "answer": "1"}, {}, r"line 2: field 'question' is int 5, expected text"),
         ({"question": "   ", "answer": "1"}, {}, r"line 2: field 'question' is empty"),
@@ -145,6 +150,7 @@ def test_num_records_and_seeded_shuffle(tmp_path):
         ({"fields": {"promt": "q"}}, r"fields: unknown key\(s\) \['promt'\]"),
         ({"fields": {"prompt": "q", "prompt_template": "{q}"}}, "either prompt .* or prompt_template"),
         ({"fields": {"prompt_pattern": "(unclosed"}}, "fields.prompt_pattern is not a valid regex"),
+        ({"fields": {"prompt_template": "{q"}}, "fields.prompt_template is not a str.format template"),
         ({"fields": {"prompt_pattern": "(.*)"}}, r"named group \(\?P<problem>"),
         ({"reference": {"kind": "regex"}}, r"reference.kind='regex': choose one of \['answer', 'code_function'"),
         ({"reference": {"kind": "answer", "col": "a"}}, r"reference: unknown key\(s\) \['col'\] for kind 'answer'"),

@@ -67,6 +67,10 @@ class Fields:
             raise DataError(f"fields.meta must be a mapping meta key -> column or a list of columns, got {meta!r}")
         values["meta"] = {str(key): str(column) for key, column in meta.items()}
         if values.get("prompt_template") is not None:
+            try:
+                list(string.Formatter().parse(values["prompt_template"]))
+            except ValueError as err:
+                raise DataError(f"fields.prompt_template is not a str.format template: {err}") from err
             values.setdefault("prompt", None)
             if values["prompt"] is not None:
                 raise DataError("fields: set either prompt (a column) or prompt_template, not both")
@@ -105,7 +109,10 @@ def _prompt(data: dict[str, Any], fields: Fields) -> str:
         names = {name.split(".")[0].split("[")[0] for _, name, _, _ in parsed if name}
         for name in sorted(n for n in names if n):
             require(data, name, "fields.prompt_template")
-        prompt = fields.prompt_template.format(**data)
+        try:
+            prompt = fields.prompt_template.format(**data)
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as err:
+            raise RowError("prompt_template", f"cannot be filled from this row ({err!r})", "fix it") from err
         source = "prompt_template"
     else:
         prompt = text(data, fields.prompt, "fields.prompt")
