@@ -148,3 +148,5 @@ def test_code_tests_wraps_assert_scripts_and_keeps_check_scripts():
 def test_code_tests_errors(script, match):
     with pytest.raises(RowError, match=match):
         code_tests({"test": script})
+    with pytest.raises(RowError, match="'a b' is not a Python name"):
+        code_tests({"test": "assert f(1) == 1", "fn": "a b"}, entry_point="fn")

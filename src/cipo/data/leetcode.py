@@ -27,6 +27,7 @@ from typing import Any
 
 from cipo.data.errors import RowError
 from cipo.data.references import require, text
+from cipo.verifiers.code_reference import function_reference
 
 EXAMPLE = re.compile(r"Input:\s*(?P<input>.*?)\s*Output:\s*(?P<output>.*?)\s*(?:Explanation:.*)?$", re.DOTALL)
 STRUCTURES = ("ListNode", "TreeNode", "Node")
@@ -78,4 +79,4 @@ def leetcode_examples(data: dict[str, Any], examples: str = "examples", solution
         raise RowError(solution, f"{method.name} takes {'/'.join(STRUCTURES)} objects", "set on_error=skip")
     asserts = [f"    assert candidate().{method.name}({arguments}) == ({output})" for arguments, _, output in parsed]
     test = "true, false, null = True, False, None\n\n\ndef check(candidate):\n" + "\n".join(asserts) + "\n"
-    return json.dumps({"kind": "function", "prompt": PRELUDE, "test": test, "entry_point": "Solution"})
+    return function_reference(PRELUDE, test, "Solution")

@@ -1,5 +1,9 @@
 """Reference builders: a row's columns -> the string a verifier checks completions against.
 
+Code references are written by ``cipo.verifiers.code_reference`` (the format's one definition,
+read back by the code verifier); the builders here find, decode and check the columns first,
+so a bad row fails with its field name.
+
 Chosen in config by ``reference.kind``; the other ``reference.*`` keys are the builder's
 parameters (column names, mostly):
 
@@ -35,6 +39,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cipo.data.errors import RowError
+from cipo.verifiers.code_reference import function_reference, stdio_reference
 
 MISSING = object()
 
@@ -129,7 +134,7 @@ def code_function(
     name = text(data, entry_point, "reference.entry_point").strip()
     if not name.isidentifier():
         raise RowError(entry_point, f"{name!r} is not a Python name", "point reference.entry_point at the function")
-    return json.dumps({"kind": "function", "prompt": prefix, "test": test_code, "entry_point": name})
+    return function_reference(prefix, test_code, name)
 
 
 class _PlainUnpickler(pickle.Unpickler):
@@ -191,7 +196,7 @@ def code_stdio(
     if not ins:
         column = tests if isinstance(tests, str) else inputs
         raise RowError(column, "holds no tests", "fix the row or set on_error=skip")
-    return json.dumps({"kind": "stdio", "inputs": ins, "outputs": outs})
+    return stdio_reference(ins, outs)
 
 
 def _parse(script: str, path: str) -> ast.Module:
@@ -230,14 +235,14 @@ def code_tests(data: dict[str, Any], test: str = "test", entry_point: str | None
         raise RowError(test, f"must be a test script, got {_short(value)}", "point reference.test at it")
     tree = _parse(value, test)
     name = text(data, entry_point, "reference.entry_point").strip() if entry_point else None
+    if name is not None and not name.isidentifier():
+        raise RowError(entry_point, f"{name!r} is not a Python name", "point reference.entry_point at the function")
     if any(isinstance(node, ast.FunctionDef) and node.name == "check" for node in tree.body):
-        return json.dumps(
-            {"kind": "function", "prompt": "", "test": value, "entry_point": name or _checked_function(tree, test)}
-        )
+        return function_reference("", value, name or _checked_function(tree, test))
     name = name or _first_called_function(tree, test)
     # The script runs inside check() via exec, so its lines are kept byte for byte (no re-indenting).
     wrapped = f"_TESTS = {value!r}\n\n\ndef check(candidate):\n    exec(compile(_TESTS, 'tests', 'exec'), globals())\n"
-    return json.dumps({"kind": "function", "prompt": "", "test": wrapped, "entry_point": name})
+    return function_reference("", wrapped, name)
 
 
 BUILDERS: dict[str, Callable[..., str]] = {
