@@ -323,8 +323,10 @@ def test_task_model_mismatch_catches_dropped_characters(tmp_path):
     tokenizer = _whitespace_dropping_tokenizer()
     ids = tokenizer("Q:1+2\nA:", add_special_tokens=False)["input_ids"]
     assert tokenizer.unk_token_id not in ids and tokenizer.decode(ids) == "Q:1+2A:"  # the premise
-    with pytest.raises(ValueError, match="mismatch"):
-        check_task_fits_model(tokenizer, _Model(512), _datamodule(tmp_path), max_new_tokens=32)
+    datamodule = _datamodule(tmp_path)
+    at = datamodule.train_records[0].prompt.index("\n")  # the first character the tokenizer loses
+    with pytest.raises(ValueError, match=rf"at character {at} .*mismatch"):
+        check_task_fits_model(tokenizer, _Model(512), datamodule, max_new_tokens=32)
 
 
 # ------------------------------------------------------------------ cipo-eval, experiments
