@@ -32,10 +32,22 @@ def test_groups_are_found():
     assert len(ALGORITHMS) >= 8
 
 
+def _needs_model_path(group: str, name: str) -> bool:
+    return (group, name) == ("model", "local") or (group == "experiment" and name.startswith("paper_"))
+
+
+def _correction_templates(datamodule, tokenizer) -> tuple[str, str]:
+    """As given (built-in task) or derived from data.prompt (here with the plain-text character tokenizer)."""
+    if datamodule.prompt is None:
+        return datamodule.correction_template, datamodule.verdict_template
+    formatter = datamodule.prompt.build(tokenizer)
+    return formatter.correction_template, formatter.verdict_template
+
+
 @pytest.mark.parametrize("group, name", GROUP_FILES, ids=[f"{g}/{n}" for g, n in GROUP_FILES])
-def test_every_config_composes_and_resolves(group, name, tmp_path, tiny_policy_dir):
+def test_every_config_composes_and_resolves(group, name, tmp_path, tiny_policy_dir, built_tokenizer):
     overrides = [f"{group}={name}"]
-    if (group, name) == ("model", "local"):
+    if _needs_model_path(group, name):
         overrides.append(f"model.path={tiny_policy_dir}")
     with compose_train(overrides, tmp_path=tmp_path, fast=False) as cfg:
         container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # no ??? left, no bad ${}
@@ -47,8 +59,9 @@ def test_every_config_composes_and_resolves(group, name, tmp_path, tiny_policy_d
         instantiate(cfg.verifier)
         datamodule = instantiate(cfg.data, updates_per_step=algorithm.updates_per_step, _convert_="all")
         assert isinstance(datamodule, PromptDataModule)
-        assert "{problem}" in datamodule.correction_template and "{attempt}" in datamodule.correction_template
-        assert "{verdict}" in datamodule.verdict_template
+        correction_template, verdict_template = _correction_templates(datamodule, built_tokenizer)
+        assert "{problem}" in correction_template and "{attempt}" in correction_template
+        assert "{verdict}" in verdict_template
         assert cfg.trainer._target_ == "lightning.Trainer"
         for section in ("logger", "callbacks"):
             for key, node in (cfg.get(section) or {}).items():
@@ -61,6 +74,80 @@ def test_default_data_builds_records_of_both_splits(tmp_path):
         datamodule.setup("fit")
         assert len(datamodule.train_records) == 32 and len(datamodule.heldout_records) == 8
         assert {r.meta["split"] for r in datamodule.heldout_records} == {"heldout"}
+
+
+DATA = sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml"))
+SOURCES = sorted(p.stem for p in (CONF_DIR / "data" / "source").glob("*.yaml"))
+CODE_DATA = {"humaneval", "livecodebench", "debugbench", "criticbench"}
+VERIFIERS = {"math": "cipo.verifiers.math.MathVerifier", "code": "cipo.verifiers.code.CodeVerifier"}
+
+
+@pytest.mark.parametrize("name", DATA)
+def test_each_data_config_selects_its_verifier(name, tmp_path):
+    expected = {"arithmetic": "cipo.verifiers.exact_answer.ExactIntegerVerifier"}.get(
+        name, VERIFIERS["code" if name in CODE_DATA else "math"]
+    )
+    with compose_train([f"data={name}"], tmp_path=tmp_path, fast=False) as cfg:
+        assert cfg.verifier._target_ == expected
+    with compose_train([f"data={name}", "verifier=exact_integer"], tmp_path=tmp_path, fast=False) as cfg:
+        assert cfg.verifier._target_.endswith("ExactIntegerVerifier")  # the command line still wins
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_any_source_can_be_the_heldout_split(source, tmp_path):
+    overrides = ["data=dapo_math", f"data/source@data.heldout={source}"]
+    with compose_train(overrides, tmp_path=tmp_path, fast=False) as cfg:
+        heldout = OmegaConf.to_container(cfg.data.heldout, resolve=True)
+    assert heldout["_target_"] == "cipo.data.records.load_records" and heldout["name"].startswith(source.split("_")[0])
+    assert sum(bool(heldout.get(key)) for key in ("path", "hub", "packaged")) == 1
+
+
+@pytest.mark.parametrize("name, total", [("humaneval", 164), ("champ", 79)])
+def test_packaged_data_sets_up_offline_with_disjoint_splits(name, total, tmp_path, built_tokenizer):
+    with compose_train([f"data={name}"], tmp_path=tmp_path, fast=False) as cfg:
+        datamodule = instantiate(cfg.data, updates_per_step=1, _convert_="all")
+    datamodule.attach_tokenizer(built_tokenizer)
+    datamodule.setup("fit")
+    train, heldout = datamodule.train_records, datamodule.heldout_records
+    assert len(train) + len(heldout) == total and heldout and not {r.id for r in train} & {r.id for r in heldout}
+    assert train[0].prompt.endswith(datamodule.prompt.instruction + "\n\n")  # plain: no chat template
+    with compose_train([f"data={name}"], tmp_path=tmp_path) as cfg:  # debug=fast caps any source
+        assert cfg.data.train.num_records == 64 and cfg.data.heldout.num_records == 8
+
+
+PAPER = sorted(p.stem for p in (CONF_DIR / "experiment").glob("paper_*.yaml"))
+
+
+@pytest.mark.parametrize("name", PAPER)
+def test_paper_experiments(name, tmp_path):
+    with compose_train([f"experiment={name}"], tmp_path=tmp_path, fast=False) as cfg:
+        with pytest.raises(Exception, match="model.path"):
+            OmegaConf.to_container(cfg.model, resolve=True, throw_on_missing=True)  # the path must be given
+    with compose_train([f"experiment={name}", "model.path=/models/x"], tmp_path=tmp_path, fast=False) as cfg:
+        algorithm = _algorithm(cfg)
+        domain = name.split("_")[1]
+        assert cfg.trainer.max_epochs == 500 and cfg.trainer.precision == "bf16-mixed"
+        assert cfg.model.dtype == "bfloat16" and cfg.rollout.engine._target_.endswith("VLLMEngine")
+        assert cfg.verifier._target_ == VERIFIERS[domain]
+        assert algorithm.correction.enabled == name.endswith("_cipo") and algorithm.name == name.split("_")[-1]
+        assert cfg.rollout.temperature == 1.0 and algorithm.clip_low == 0.2 and algorithm.kl_coef == 0.0
+        if algorithm.correction.enabled:  # method sheet: M = G, alpha = lambda = 1, band [1/8, 7/8]
+            corr = algorithm.correction
+            assert corr.samples_per_anchor == algorithm.group_size and corr.coef == 1.0 and corr.penalty == 1.0
+            assert (corr.acc_low, corr.acc_high) == (0.125, 0.875) and corr.replay.adaptive
+        datamodule = instantiate(cfg.data, updates_per_step=algorithm.updates_per_step, _convert_="all")
+        assert datamodule.prompt is not None and datamodule.batch_size >= 1
+        sampling_settings(cfg.rollout)
+
+
+def test_paper_grpo_and_cipo_differ_only_in_the_algorithm(tmp_path):
+    for domain in ("math", "code"):
+        configs = {}
+        for name in ("grpo", "cipo"):
+            with compose_train([f"experiment=paper_{domain}_{name}", "model.path=/m"], tmp_path=tmp_path) as cfg:
+                configs[name] = OmegaConf.to_container(cfg, resolve=True)
+        grpo, cipo = (configs[n] for n in ("grpo", "cipo"))
+        assert {k for k in grpo if grpo[k] != cipo[k]} == {"algorithm"}
 
 
 # ---------------------------------------------------------------- one knob per ablation
@@ -236,8 +323,10 @@ def test_task_model_mismatch_catches_dropped_characters(tmp_path):
     tokenizer = _whitespace_dropping_tokenizer()
     ids = tokenizer("Q:1+2\nA:", add_special_tokens=False)["input_ids"]
     assert tokenizer.unk_token_id not in ids and tokenizer.decode(ids) == "Q:1+2A:"  # the premise
-    with pytest.raises(ValueError, match="mismatch"):
-        check_task_fits_model(tokenizer, _Model(512), _datamodule(tmp_path), max_new_tokens=32)
+    datamodule = _datamodule(tmp_path)
+    at = datamodule.train_records[0].prompt.index("\n")  # the first character the tokenizer loses
+    with pytest.raises(ValueError, match=rf"at character {at} .*mismatch"):
+        check_task_fits_model(tokenizer, _Model(512), datamodule, max_new_tokens=32)
 
 
 # ------------------------------------------------------------------ cipo-eval, experiments

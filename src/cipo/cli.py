@@ -45,11 +45,15 @@ def check_task_fits_model(tokenizer, model, datamodule, max_new_tokens: int, cor
     unk = tokenizer.unk_token_id
     for record in records:
         ids = tokenizer(record.prompt, add_special_tokens=False)["input_ids"]
-        lost = (unk is not None and unk in ids) or tokenizer.decode(ids) != record.prompt
+        decoded = tokenizer.decode(ids)
+        lost = (unk is not None and unk in ids) or decoded != record.prompt
         if lost:
+            # show where the text is lost (a long chat prompt can differ only deep inside)
+            at = next((i for i, (a, b) in enumerate(zip(record.prompt, decoded)) if a != b), 0)
+            window = slice(max(0, at - 20), at + 20)
             raise ValueError(
-                f"model.path's tokenizer does not round-trip data prompt {record.id!r} "
-                f"({record.prompt[:40]!r} -> {tokenizer.decode(ids)[:40]!r}): this model cannot read "
+                f"model.path's tokenizer does not round-trip data prompt {record.id!r} at character {at} "
+                f"({record.prompt[window]!r} -> {decoded[window]!r}): this model cannot read "
                 "this task (data / model mismatch)"
             )
     templates = [datamodule.correction_template, datamodule.verdict_template] if corrections else []
@@ -69,8 +73,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     output_dir = Path(cfg.paths.output_dir)
 
     datamodule = instantiate(cfg.data, updates_per_step=algorithm.updates_per_step, _convert_="all")
-    datamodule.setup("fit")
+    datamodule.read_sources()  # a bad data file fails here, before the (slow) policy load
     policy, tokenizer = load_policy(cfg.model.path, cfg.model.dtype, cfg.model.trust_remote_code)
+    datamodule.attach_tokenizer(tokenizer)  # prompts are rendered with the policy's chat template
+    datamodule.setup("fit")
     check_task_fits_model(tokenizer, policy, datamodule, sampling.max_new_tokens, algorithm.correction.enabled)
 
     module = CIPOModule(

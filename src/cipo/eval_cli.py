@@ -71,15 +71,17 @@ def evaluate(cfg: DictConfig, overrides: list[str] | tuple[str, ...] = ()) -> di
         torch.set_num_threads(int(cfg.num_threads))
 
     datamodule = instantiate(cfg.data, updates_per_step=1, _convert_="all")
+    datamodule.read_sources()  # a bad data file fails before the policy loads
+    source = policy_source(cfg, list(overrides))
+    policy, tokenizer = load_policy(source.model_path, cfg.model.dtype, cfg.model.trust_remote_code)
+    if source.ckpt is not None:
+        load_policy_weights(policy, source.ckpt)
+    datamodule.attach_tokenizer(tokenizer)  # data.prompt renders prompts with the policy's chat template
     datamodule.setup("fit")
     split = datamodule.heldout_records if options.split == "heldout" else datamodule.train_records
     records = split[: options.max_problems]
     if not records:
         raise ValueError(f"eval.split={options.split}: the data config gives no {options.split} records")
-    source = policy_source(cfg, list(overrides))
-    policy, tokenizer = load_policy(source.model_path, cfg.model.dtype, cfg.model.trust_remote_code)
-    if source.ckpt is not None:
-        load_policy_weights(policy, source.ckpt)
     check_task_fits_model(tokenizer, policy, datamodule, sampling.max_new_tokens)
     device = cfg.get("device", "auto")
     policy.to("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)

@@ -164,8 +164,17 @@ def test_build_prompts_with_verdict():
     assert out == ["p | a | This attempt is wrong."]
 
 
+def test_build_prompts_with_feedback():
+    t = "{problem} | {attempt} | Tests said: {feedback}"
+    out = build_correction_prompts(["p", "q"], ["a", "b"], t, feedback=["", "NameError: x {y}"])
+    assert out == ["p | a | Tests said: ", "q | b | Tests said: NameError: x {y}"]
+    both = build_correction_prompts(["p"], ["a"], "{problem}{attempt} {verdict}: {feedback}", [False], feedback=["f"])
+    assert both == ["pa incorrect: f"]
+    assert build_correction_prompts(["p"], ["a"], TEMPLATE) == build_correction_prompts(["p"], ["a"], TEMPLATE, None)
+
+
 def test_build_prompts_errors():
-    with pytest.raises(ValueError, match=r"\['answer'\].*'problem', 'attempt', 'verdict'"):
+    with pytest.raises(ValueError, match=r"\['answer'\].*'problem', 'attempt', 'verdict', 'feedback'"):
         build_correction_prompts(["p"], ["a"], "{problem} {answer}")
     with pytest.raises(ValueError, match=r"unknown field"):
         build_correction_prompts(["p"], ["a"], "{problem} {}")
@@ -179,6 +188,12 @@ def test_build_prompts_errors():
         build_correction_prompts(["p"], ["a"], "{verdict}", verdicts=[True, False])
     with pytest.raises(ValueError, match="not a valid str.format template"):
         build_correction_prompts(["p"], ["a"], "{problem")
+    with pytest.raises(ValueError, match="uses {feedback} but feedback is None"):
+        build_correction_prompts(["p"], ["a"], "{problem} {attempt} {feedback}")
+    with pytest.raises(ValueError, match="template has no {feedback} field"):
+        build_correction_prompts(["p"], ["a"], TEMPLATE, feedback=["f"])
+    with pytest.raises(ValueError, match="feedback must have one entry per problem"):
+        build_correction_prompts(["p"], ["a"], "{feedback}", feedback=["f", "g"])
 
 
 # ----------------------------------------------------------------- shaping, outcomes

@@ -3,6 +3,8 @@
 import pytest
 
 from cipo.data.datamodule import PromptDataModule, UpdateIndices, check_records
+from cipo.data.errors import DataError
+from cipo.data.prompts import PromptStyle
 from cipo.tasks.arithmetic import arithmetic_records
 from cipo.types import Record
 
@@ -107,3 +109,53 @@ def test_validation():
     with pytest.raises(ValueError, match="non-string reference"):
         check_records([Record("a", "Q", 1)], "data.heldout")
     assert make().heldout_records == HELDOUT
+
+
+# ------------------------------------------------------------------ prompt formatting
+STYLE = PromptStyle(format="auto", instruction="Answer with a number.", check="Check it.")
+CHAT = (
+    "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}[assistant] {% endif %}"
+)
+
+
+def styled(prompt=STYLE, tokenizer=None):
+    dm = PromptDataModule(lambda: list(RECORDS), lambda: list(HELDOUT), 4, seed=0, prompt=prompt)
+    if tokenizer is not None:
+        dm.attach_tokenizer(tokenizer)
+    return dm
+
+
+def test_prompt_style_renders_records_and_derives_templates_at_setup(built_tokenizer):
+    built_tokenizer.chat_template = CHAT
+    dm = styled(tokenizer=built_tokenizer)
+    assert dm.correction_template is None  # derived at setup, with the tokenizer
+    dm.setup("fit")
+    first = dm.train_records[0]
+    assert first.prompt == f"[user] {RECORDS[0].prompt}\n\nAnswer with a number.\n[assistant] "
+    assert first.meta["problem_text"] == RECORDS[0].prompt and first.reference == RECORDS[0].reference
+    assert dm.heldout_records[0].prompt.startswith(f"[user] {HELDOUT[0].prompt}")
+    assert dm.correction_template == "{problem}{attempt}\n[user] Check it.\n[assistant] "
+    assert "{verdict}" in dm.verdict_template
+
+
+def test_plain_style_needs_no_tokenizer_and_templates_are_exclusive():
+    dm = styled(PromptStyle(format="plain", check="Check it."))
+    dm.setup("fit")
+    assert dm.train_records[0].prompt == RECORDS[0].prompt + "\n\n"
+    with pytest.raises(ValueError, match="call datamodule.attach_tokenizer"):
+        styled().setup("fit")
+    with pytest.raises(ValueError, match="data.prompt derives the correction templates"):
+        PromptDataModule(lambda: RECORDS, lambda: [], 2, "{problem}{attempt}", "{verdict}", prompt=STYLE)
+    with pytest.raises(ValueError, match="data.correction_template and data.verdict_template are required"):
+        PromptDataModule(lambda: RECORDS, lambda: [], 2)
+
+
+def test_read_sources_checks_data_before_any_tokenizer(tmp_path):
+    from cipo.data.records import load_records
+
+    (tmp_path / "d.jsonl").write_text('{"prompt": "ok", "answer": "1"}\n{"prompt": "", "answer": "2"}\n')
+    source = lambda: load_records(path=str(tmp_path / "d.jsonl"))  # noqa: E731
+    dm = PromptDataModule(source, lambda: [], 2, seed=0, prompt=STYLE)
+    with pytest.raises(DataError, match=r"^data\.train: .*d\.jsonl line 2: field 'prompt' is empty"):
+        dm.read_sources()

@@ -253,6 +253,32 @@ def test_reveal_verdict_template_passes_verdicts(built_tokenizer):
     }
 
 
+class FeedbackVerifier(ExactIntegerVerifier):
+    """Feedback that names the completion, so a prompt shows whose feedback it carries."""
+
+    def __call__(self, completions, references):
+        results = super().__call__(completions, references)
+        return [dataclasses.replace(r, feedback=f"fb[{c}]") for r, c in zip(results, completions)]
+
+
+@pytest.mark.parametrize("template", [TEMPLATE, "{problem}{attempt}\nTests: {feedback}\nCheck:\nA:"])
+def test_feedback_goes_into_the_prompt_only_when_the_template_asks(built_tokenizer, template):
+    engine = ScriptedEngine(built_tokenizer, make_script())
+    collect_round(
+        engine, built_tokenizer, FeedbackVerifier(), RECORDS, algo(num_anchors=4), SAMPLING, template, 0.5, 5, 0
+    )
+    prompts = _anchor_prompts(engine)
+    assert len(prompts) == 4
+    for prompt in prompts:
+        attempt = prompt.split("\nCheck:")[0].split("\nTests:")[0][len(problem_of(prompt, RECORDS).prompt) :]
+        if "{feedback}" in template:  # the anchor's own feedback, not another row's
+            assert prompt == template.format(
+                problem=problem_of(prompt, RECORDS).prompt, attempt=attempt, feedback=f"fb[{attempt}]"
+            )
+        else:
+            assert "fb[" not in prompt
+
+
 def test_metrics(built_tokenizer):
     batch, engine = run(built_tokenizer, algo(num_anchors=4), replay_ratio=0.5)
     m = batch.metrics

@@ -1,5 +1,7 @@
 """evaluate_records / generate_results / summarize with a scripted engine: every metric hand-computed."""
 
+import dataclasses
+
 import pytest
 
 from cipo.rollout.engine import SamplingSettings
@@ -190,3 +192,19 @@ def test_sharded_evaluation_over_two_processes_equals_one_process(built_tokenize
     mp.start_processes(_sharded_worker, args=(port, queue), nprocs=2, start_method="spawn")
     results = dict(queue.get() for _ in range(2))
     assert results[0] == pytest.approx(expected) and results[1] == pytest.approx(expected)
+
+
+class FeedbackVerifier(ExactIntegerVerifier):
+    def __call__(self, completions, references):
+        results = super().__call__(completions, references)
+        return [dataclasses.replace(r, feedback=f"<{r.status.value}>") for r in results]
+
+
+def test_self_correction_passes_the_first_samples_feedback(built_tokenizer):
+    template = "{problem}{attempt}\n{feedback}\nCheck:\nA:"
+    engine = ScriptedEngine(built_tokenizer, script)
+    evaluate_records(engine, RECORDS, FeedbackVerifier(), SETTINGS, 4, seed=11, correction_template=template)
+    revision_prompts = engine.calls[1][0]
+    first = {"r0": "<ok>", "r1": "<no_answer>", "r2": "<wrong>"}  # each problem's sample 0
+    for record, prompt in zip(RECORDS, revision_prompts):
+        assert prompt.endswith(f"\n{first[record.id]}\nCheck:\nA:")

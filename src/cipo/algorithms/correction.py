@@ -4,7 +4,8 @@ Step 4, anchors (``select_anchors``): a difficulty-aware choice of earlier attem
 revise. Groups (prompts) with accuracy in [acc_low, acc_high] are preferred; out of them
 ``round(rho * K)`` correct attempts (replay) and the rest failed ones.
 Step 5, prompts (``build_correction_prompts``): c = T(q, anchor), a ``str.format`` template
-with fields {problem}, {attempt} and, for the reveal-verdict ablation only, {verdict}.
+with fields {problem}, {attempt}, for the reveal-verdict ablation only {verdict}, and
+optionally {feedback} (the verifier's feedback on the anchor, e.g. a failing test's output).
 Step 7, risk-averse shaping (``shape_correction_rewards``):
     r_c = s_c - lambda * s_a * (1 - s_c)
 Correction ability (``correction_outcomes``): fix rate, retention, break rate.
@@ -30,7 +31,7 @@ import torch
 from torch import Tensor
 
 _BAND_TOL = 1e-9
-PROMPT_FIELDS: tuple[str, ...] = ("problem", "attempt", "verdict")
+PROMPT_FIELDS: tuple[str, ...] = ("problem", "attempt", "verdict", "feedback")
 
 
 def _as_bool(x: Tensor, name: str) -> Tensor:
@@ -159,6 +160,7 @@ def build_correction_prompts(
     template: str,
     verdicts: list[bool] | None = None,
     verdict_words: tuple[str, str] = ("correct", "incorrect"),
+    feedback: list[str] | None = None,
 ) -> list[str]:
     """Fill the correction template once per anchor.
 
@@ -170,6 +172,8 @@ def build_correction_prompts(
             them to a template without {verdict} is an error: it would silently turn the
             reveal-verdict ablation off).
         verdict_words: the words for True / False.
+        feedback: one text per anchor, required iff the template uses {feedback} (same rule
+            as ``verdicts``).
 
     Returns:
         K prompt strings. Braces inside problems and attempts are kept verbatim.
@@ -186,6 +190,12 @@ def build_correction_prompts(
         raise ValueError(f"problems and attempts must have the same length, got {len(problems)} and {len(attempts)}")
     if verdicts is not None and len(verdicts) != len(problems):
         raise ValueError(f"verdicts must have one entry per problem ({len(problems)}), got {len(verdicts)}")
+    if "feedback" in used and feedback is None:
+        raise ValueError("template uses {feedback} but feedback is None")
+    if "feedback" not in used and feedback is not None:
+        raise ValueError("feedback was given but template has no {feedback} field")
+    if feedback is not None and len(feedback) != len(problems):
+        raise ValueError(f"feedback must have one entry per problem ({len(problems)}), got {len(feedback)}")
     if len(verdict_words) != 2:
         raise ValueError(f"verdict_words must be a pair (true_word, false_word), got {verdict_words!r}")
     out = []
@@ -193,6 +203,8 @@ def build_correction_prompts(
         values = {"problem": problem, "attempt": attempt}
         if verdicts is not None:
             values["verdict"] = verdict_words[0] if verdicts[i] else verdict_words[1]
+        if feedback is not None:
+            values["feedback"] = feedback[i]
         out.append(template.format(**values))
     return out
 

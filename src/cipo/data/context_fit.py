@@ -28,7 +28,7 @@ def drop_overlong_prompts(tokenizer, limit: int | None, datamodule, max_new_toke
         return 0
     template_tokens = None
     if templates:
-        empty = [t.format(problem="", attempt="", verdict="wrong") for t in templates]
+        empty = [t.format(problem="", attempt="", verdict="wrong", feedback="") for t in templates]
         template_tokens = max(len(ids) for ids in tokenizer(empty, add_special_tokens=False)["input_ids"])
     records = datamodule.train_records + datamodule.heldout_records
     lengths = [len(ids) for ids in tokenizer([r.prompt for r in records], add_special_tokens=False)["input_ids"]]

@@ -4,6 +4,12 @@
 (its position is part of every checkpoint, so a resumed run sees the prompts it would have
 seen). Its ``train_dataloader`` yields only update indices, ``updates_per_step`` per epoch:
 the sequences themselves come from the rollout callback, generated at each epoch's start.
+
+Prompt formatting: with ``prompt`` (a ``cipo.data.prompts.PromptStyle``, ``data.prompt`` in
+config) the records' prompts are rendered at setup with the policy's tokenizer (chat template
+or plain text) and the correction templates are derived from it; the tokenizer comes from
+``attach_tokenizer`` (``cipo-train`` loads the policy first). Without it (the built-in task)
+records and templates are used exactly as given.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from cipo.data.errors import DataError
+from cipo.data.prompts import PromptStyle
 from cipo.types import Record
 
 RecordSource = Callable[[], list[Record]]
@@ -42,35 +50,68 @@ def check_records(records: list[Record], source: str) -> list[Record]:
     return records
 
 
+def _read(key: str, source: RecordSource) -> list[Record]:
+    try:
+        return check_records(source(), key)
+    except DataError as err:  # the loader names file, line and field; this names the config node
+        raise DataError(f"{key}: {err}") from err
+
+
 class PromptDataModule(L.LightningDataModule):
     def __init__(
         self,
         train: RecordSource,
         heldout: RecordSource,
         batch_size: int,
-        correction_template: str,
-        verdict_template: str,
+        correction_template: str | None = None,
+        verdict_template: str | None = None,
         seed: int = 0,
         updates_per_step: int = 1,
+        prompt: PromptStyle | None = None,
     ) -> None:
         super().__init__()
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"data.batch_size (prompts per RL step, an integer) must be >= 1, got {batch_size!r}")
+        if prompt is None and (correction_template is None or verdict_template is None):
+            raise ValueError("data.correction_template and data.verdict_template are required without data.prompt")
+        if prompt is not None and (correction_template is not None or verdict_template is not None):
+            raise ValueError(
+                "data.prompt derives the correction templates: remove data.correction_template and "
+                "data.verdict_template (or set data.prompt=null to use them as given)"
+            )
         self.train_source, self.heldout_source = train, heldout
         self.batch_size = batch_size
         self.correction_template, self.verdict_template = correction_template, verdict_template
         self.seed, self.updates_per_step = seed, updates_per_step
+        self.prompt, self.tokenizer = prompt, None
         self.train_records: list[Record] = []
         self.heldout_records: list[Record] = []
+        self._sources: tuple[list[Record], list[Record]] | None = None
         self._pass, self._position = 0, 0
         self._order: list[int] = []
 
+    def attach_tokenizer(self, tokenizer) -> None:
+        """The policy's tokenizer, for chat-template prompts (call before ``setup``)."""
+        self.tokenizer = tokenizer
+
+    def read_sources(self) -> None:
+        """Load and check both splits once (no tokenizer needed), so a bad data file fails before the policy loads."""
+        if self._sources is None:
+            train = _read("data.train", self.train_source)
+            if not train:
+                raise ValueError("data.train produced no records")
+            self._sources = (train, _read("data.heldout", self.heldout_source))
+
     def setup(self, stage: str | None = None) -> None:
         if not self.train_records:
-            self.train_records = check_records(self.train_source(), "data.train")
-            self.heldout_records = check_records(self.heldout_source(), "data.heldout")
-            if not self.train_records:
-                raise ValueError("data.train produced no records")
+            self.read_sources()
+            train, heldout = self._sources
+            if self.prompt is not None:
+                formatter = self.prompt.build(self.tokenizer)
+                train, heldout = formatter.format_records(train), formatter.format_records(heldout)
+                self.correction_template = formatter.correction_template
+                self.verdict_template = formatter.verdict_template
+            self.train_records, self.heldout_records = train, heldout
             self._order = self._permutation(self._pass)
 
     def keep_records(self, keep: Callable[[Record], bool]) -> tuple[int, int]:

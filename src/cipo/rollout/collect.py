@@ -131,8 +131,9 @@ def collect_round(
         anchor_records = [records[i // group_size] for i in anchor_list]
         attempts = [main.completions[i].text for i in anchor_list]
         verdicts = [bool(success[i]) for i in anchor_list] if "{verdict}" in correction_template else None
+        feedback = [results[i].feedback for i in anchor_list] if "{feedback}" in correction_template else None
         correction_prompts = build_correction_prompts(
-            [r.prompt for r in anchor_records], attempts, correction_template, verdicts
+            [r.prompt for r in anchor_records], attempts, correction_template, verdicts, feedback=feedback
         )
         timer = time.perf_counter()
         revision_groups = engine.generate(correction_prompts, corr.samples_per_anchor, sampling, seed=seed + 1)

@@ -38,6 +38,7 @@ class Verdict:
     text: str
     success: bool
     status: str
+    feedback: str = ""  # the verifier's, for correction templates with {feedback}
 
 
 @dataclass
@@ -63,7 +64,7 @@ class ProblemResult:
 
 def _score(verify: Verifier, texts: list[str], references: list[str]) -> list[Verdict]:
     results = verify(texts, references) if texts else []
-    return [Verdict(t, r.success, r.status.value) for t, r in zip(texts, results)]
+    return [Verdict(t, r.success, r.status.value, r.feedback) for t, r in zip(texts, results)]
 
 
 def _supplied_attempts(records: list[Record]) -> list[str]:
@@ -128,7 +129,10 @@ def generate_results(
     for result, verdict in zip(results, previous):
         result.attempt, result.attempt_source = verdict, attempts
     for round_index in range(1, rounds + 1):
-        round_prompts = build_correction_prompts(prompts, [v.text for v in previous], correction_template)
+        feedback = [v.feedback for v in previous] if "{feedback}" in correction_template else None
+        round_prompts = build_correction_prompts(
+            prompts, [v.text for v in previous], correction_template, feedback=feedback
+        )
         revised = engine.generate(round_prompts, 1, settings, seed=seed + round_index)
         previous = _score(verify, [g[0].text for g in revised], references)
         for result, verdict in zip(results, previous):
