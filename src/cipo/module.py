@@ -17,6 +17,7 @@ import contextlib
 import copy
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable
 
 import lightning as L
@@ -97,8 +98,13 @@ class CIPOModule(L.LightningModule):
 
     def training_step(self, update_index: torch.Tensor, batch_idx: int) -> None:
         batch = self._current_batch()
+        # Phase timers (time/*_s): plain perf_counter, no device sync; exact on CPU, where every op
+        # is synchronous, and approximate on CUDA (the stats' .item() calls sync once per micro-batch).
+        timings = {"time/forward_s": 0.0, "time/backward_s": 0.0}
         if batch.old_logprobs is None and self.algorithm.updates_per_step > 1:
+            started = time.perf_counter()
             batch.old_logprobs = self._policy_logprobs(batch)
+            timings["time/old_logprobs_s"] = time.perf_counter() - started
         update = int(update_index)
         rows = self._mini_batch_rows(len(batch), update)
         mini = batch.select(rows)
@@ -111,17 +117,23 @@ class CIPOModule(L.LightningModule):
         totals: dict[str, float] = {}
         starts = list(range(0, len(mini), self.micro_batch_size))
         for start in starts:
+            started = time.perf_counter()
             micro = mini.select(torch.arange(start, min(start + self.micro_batch_size, len(mini))))
             loss, stats = self._micro_batch_loss(micro, denominators)
+            forward_done = time.perf_counter()
             with self._gradient_sync(start == starts[-1]):
                 self.manual_backward(loss * scale if scale > 1 else loss)
+            timings["time/forward_s"] += forward_done - started
+            timings["time/backward_s"] += time.perf_counter() - forward_done
             for name, value in stats.items():
                 totals[name] = totals.get(name, 0.0) + value
         totals = sum_across_ranks(totals)  # per-rank shares of global sums -> the step's values
+        started = time.perf_counter()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
         lr = optimizer.param_groups[0]["lr"]  # the rate this step uses, before the scheduler moves it
         self._optimizer_step(optimizer, grad_norm, totals["loss"])
-        metrics = self._finish_metrics(totals, denominators, float(grad_norm), lr)
+        timings["time/optimizer_s"] = time.perf_counter() - started
+        metrics = {**self._finish_metrics(totals, denominators, float(grad_norm), lr), **timings}
         self.log_dict(metrics, on_step=True, on_epoch=False)
         self.log("loss", metrics["train/loss"], on_step=True, prog_bar=True, logger=False)
 
