@@ -88,10 +88,11 @@ def compose(overrides: list[str], output_dir: Path):
     return cfg
 
 
-# Checkpoints, validation and the progress bar off; without enable_checkpointing=false Lightning would add
-# its own checkpoint callback and save at every step.
+# Checkpoints (TRL's side saves none either), validation and the progress bar off; without
+# enable_checkpointing=false Lightning would add its own checkpoint callback and save at every step.
 QUIET = [
     "validation.every=0",
+    "callbacks.last_checkpoint=null",
     "callbacks.model_checkpoint=null",
     "~callbacks.rich_progress_bar",
     "+trainer.enable_progress_bar=false",
