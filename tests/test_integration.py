@@ -23,8 +23,12 @@ def test_trained_batch_is_the_generated_batch(tmp_path, tiny_policy_dir, monkeyp
     original = CIPOModule._micro_batch_loss
 
     def recording(self, micro, denominators):
-        trained.setdefault(self.current_epoch, []).append(micro.input_ids.clone())
+        trained.setdefault(self.current_epoch, []).append((micro.input_ids.clone(), micro.attention_mask.clone()))
         return original(self, micro, denominators)
+
+    def real_rows(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[tuple[int, ...]]:
+        # Micro-batches hold length-sorted rows cut after their longest one: compare the real tokens, in any order.
+        return [tuple(ids[mask.bool()].tolist()) for ids, mask in zip(input_ids, attention_mask)]
 
     monkeypatch.setattr(CIPOModule, "_micro_batch_loss", recording)
     with compose_train(["trainer.max_epochs=3", "validation.every=0", *overrides], tmp_path, tiny_policy_dir) as cfg:
@@ -34,9 +38,10 @@ def test_trained_batch_is_the_generated_batch(tmp_path, tiny_policy_dir, monkeyp
     assert sorted(trained) == [0, 1, 2]
     passes = 2 if overrides else 1
     for epoch, batch in generated:
-        seen = torch.cat(trained[epoch])
-        assert seen.shape[0] == passes * len(batch)  # every row, once per PPO epoch
-        assert torch.equal(seen, batch.input_ids.repeat(passes, 1)), f"epoch {epoch} trained on other rows"
+        seen = [row for ids, mask in trained[epoch] for row in real_rows(ids, mask)]
+        assert len(seen) == passes * len(batch)  # every row, once per PPO epoch
+        expected = real_rows(batch.input_ids, batch.attention_mask) * passes
+        assert sorted(seen) == sorted(expected), f"epoch {epoch} trained on other rows"
         assert batch.step == epoch
     for (_, a), (_, b) in zip(generated, generated[1:]):
         assert a.input_ids.shape != b.input_ids.shape or not torch.equal(a.input_ids, b.input_ids)

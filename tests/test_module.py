@@ -13,9 +13,10 @@ import pytest
 import torch
 
 from cipo.algorithms.config import AlgorithmConfig, CorrectionConfig
+from cipo.algorithms.logprobs import token_logprobs
 from cipo.callbacks.rollout import RolloutCallback
 from cipo.data.datamodule import PromptDataModule
-from cipo.module import CIPOModule
+from cipo.module import MAX_PAD_RATIO, CIPOModule
 from cipo.rollout.collect import collect_round
 from cipo.rollout.engine import SamplingSettings
 from cipo.tasks.arithmetic import arithmetic_records
@@ -147,6 +148,56 @@ def test_micro_batch_size_never_changes_the_gradient(policy, built_tokenizer, lo
         for name in full:
             torch.testing.assert_close(micro[name], full[name], atol=1e-5, rtol=1e-4, msg=f"{name} (micro={size})")
     assert sum(g.abs().sum() for g in full.values()) > 0
+
+
+def test_micro_batches_group_rows_by_length_and_cut_padding(policy, built_tokenizer):
+    algo = algorithm()
+    batch = scripted_batch(built_tokenizer, algo)
+    module = make_module(policy, built_tokenizer, algo, micro_batch_size=3)
+    pairs = list(module._micro_batches(batch))
+    assert sorted(torch.cat([rows for rows, _ in pairs]).tolist()) == list(range(len(batch)))
+    lengths = batch.attention_mask.sum(dim=1)
+    widths = [micro.input_ids.shape[1] for _, micro in pairs]
+    assert widths == sorted(widths, reverse=True) and widths[-1] < batch.input_ids.shape[1]
+    for rows, micro in pairs:
+        assert len(rows) <= 3 and micro.input_ids.shape[1] == int(lengths[rows].max())
+        assert MAX_PAD_RATIO * int(lengths[rows].min()) >= int(lengths[rows].max())  # bounded padding per row
+        assert torch.equal(micro.input_ids, batch.input_ids[rows, : micro.input_ids.shape[1]])
+        assert int(micro.attention_mask.sum()) == int(lengths[rows].sum())  # no real token was cut
+        assert torch.equal(micro.advantages, batch.advantages[rows])
+
+
+def test_micro_batches_split_rows_of_very_different_lengths(policy, built_tokenizer):
+    batch = scripted_batch(built_tokenizer, algorithm())
+    lengths = batch.attention_mask.sum(dim=1)
+    short = int(lengths.min())
+    batch.attention_mask[0, short:] = 0  # one row becomes far shorter than the others
+    batch.attention_mask[1, : 2 * short + 1] = 1  # and one at least twice as long as it
+    module = make_module(policy, built_tokenizer, algorithm(), micro_batch_size=64)
+    pairs = list(module._micro_batches(batch))
+    with_short = next(rows.tolist() for rows, _ in pairs if 0 in rows.tolist())
+    assert 1 not in with_short  # 64 rows would fit one micro-batch, but row 0 would be padded over 2x its length
+
+
+def test_right_padded_rows_drop_the_attention_mask_without_changing_logprobs(policy, built_tokenizer):
+    batch = scripted_batch(built_tokenizer, algorithm())
+    module = make_module(policy, built_tokenizer, algorithm())
+    masked = token_logprobs(
+        policy(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits, batch.input_ids
+    )
+    plain = token_logprobs(module._forward_logits(policy, batch), batch.input_ids)
+    torch.testing.assert_close(plain * batch.loss_mask, masked * batch.loss_mask, atol=1e-5, rtol=1e-5)
+    # Any other padding (here: two pads in front of every row) keeps the mask.
+    left = dataclasses.replace(
+        batch,
+        input_ids=torch.nn.functional.pad(batch.input_ids, (2, 0), value=built_tokenizer.pad_token_id),
+        attention_mask=torch.nn.functional.pad(batch.attention_mask, (2, 0)),
+    )
+    expected = policy(input_ids=left.input_ids, attention_mask=left.attention_mask).logits
+    unmasked = policy(input_ids=left.input_ids).logits
+    real = batch.loss_mask.bool()
+    torch.testing.assert_close(module._forward_logits(policy, left)[:, 2:][real], expected[:, 2:][real])
+    assert not torch.allclose(unmasked[:, 2:][real], expected[:, 2:][real], atol=1e-4)  # the mask mattered
 
 
 def test_micro_batch_size_same_parameters_after_a_trainer_step(policy, built_tokenizer):

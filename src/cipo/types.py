@@ -114,16 +114,18 @@ class RolloutBatch:
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
 
-    def select(self, index: torch.Tensor) -> RolloutBatch:
-        """Rows ``index`` of every tensor field (metadata is not copied)."""
+    def select(self, index: torch.Tensor, width: int | None = None) -> RolloutBatch:
+        """Rows ``index`` of every tensor field (metadata is not copied); with ``width``, only the
+        first ``width`` positions of the (N, T) fields (e.g. cutting right padding)."""
+        cols = slice(None, width)
         return RolloutBatch(
-            input_ids=self.input_ids[index],
-            attention_mask=self.attention_mask[index],
-            loss_mask=self.loss_mask[index],
+            input_ids=self.input_ids[index, cols],
+            attention_mask=self.attention_mask[index, cols],
+            loss_mask=self.loss_mask[index, cols],
             advantages=self.advantages[index],
             is_correction=self.is_correction[index],
             sft_mask=self.sft_mask[index],
-            engine_logprobs=self.engine_logprobs[index],
-            old_logprobs=None if self.old_logprobs is None else self.old_logprobs[index],
+            engine_logprobs=self.engine_logprobs[index, cols],
+            old_logprobs=None if self.old_logprobs is None else self.old_logprobs[index, cols],
             step=self.step,
         )

@@ -1,0 +1,58 @@
+"""The benchmark scripts' own logic (no timings asserted): step summaries, the coin-flip verifier and the
+fixed-length random policies of bench_step.py, and one tiny bench_step run end to end (slow)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+import bench_common  # noqa: E402
+import bench_step  # noqa: E402
+
+
+def test_step_summary_leaves_out_the_warm_up_step():
+    ends = [(0.0, 0.0), (1.0, 0.5), (3.0, 1.5), (4.0, 2.0)]  # (wall, CPU) at the end of 4 steps
+    summary = bench_common.step_summary(ends, {"generate": [9.0, 1.0, 1.0, 0.5], "backward": [9.0, 0.5, 0.5, 0.5]})
+    assert summary["step_s"] == [1.0, 2.0, 1.0] and summary["cpu_s"] == [0.5, 1.0, 0.5]
+    assert summary["median_step_s"] == 1.0 and summary["median_cpu_s"] == 0.5
+    assert summary["shares"]["generate"] == pytest.approx(2.5 / 4) and summary["shares"]["backward"] == pytest.approx(
+        1.5 / 4
+    )
+    assert summary["shares"]["other"] == pytest.approx(0.0)
+    assert summary["phase_s"]["generate"] == 1.0  # median of the timed steps only
+
+
+def test_coin_flip_verifier_is_deterministic_and_mixed():
+    verify = bench_step.CoinFlipVerifier()
+    texts = [f"completion {i}" for i in range(200)]
+    first = [r.success for r in verify(texts, ["1"] * 200)]
+    assert first == [r.success for r in verify(texts, ["1"] * 200)]
+    assert 0.3 < sum(first) / 200 < 0.7
+
+
+def test_random_policy_samples_exactly_the_requested_length(tmp_path):
+    from cipo.models.load import load_policy
+    from cipo.rollout.engine import SamplingSettings
+    from cipo.rollout.hf_engine import HFEngine
+
+    path, params = bench_step.random_policy("5M", 12, tmp_path / "policy")
+    assert 4.5e6 < params < 6e6
+    model, tokenizer = load_policy(path)
+    groups = HFEngine(model, tokenizer).generate(["Q:1+2\nA:", "Q:3-1\nA:"], 3, SamplingSettings(max_new_tokens=12), 0)
+    assert {len(c.token_ids) for group in groups for c in group} == {12}
+
+
+@pytest.mark.slow
+def test_bench_step_runs_grpo_and_cipo(tmp_path, monkeypatch, capsys):
+    """~5-10 s on 2 cores: one tiny configuration through cipo.cli.train for both algorithms."""
+    out = tmp_path / "runs.json"
+    argv = ["bench_step.py", "--sizes", "5M", "--groups", "4", "--lengths", "8", "--prompts", "2", "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    bench_step.main()
+    printed = capsys.readouterr().out
+    assert "| 5M | 4 | 8 | grpo |" in printed and "| 5M | 4 | 8 | cipo |" in printed
+    assert "What the correction stream adds" in printed and out.is_file()
