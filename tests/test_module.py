@@ -14,9 +14,10 @@ import torch
 
 from cipo.algorithms.config import AlgorithmConfig, CorrectionConfig
 from cipo.algorithms.logprobs import token_logprobs
+from cipo.algorithms.micro_batches import MAX_PAD_RATIO
 from cipo.callbacks.rollout import RolloutCallback
 from cipo.data.datamodule import PromptDataModule
-from cipo.module import MAX_PAD_RATIO, CIPOModule
+from cipo.module import CIPOModule
 from cipo.rollout.collect import collect_round
 from cipo.rollout.engine import SamplingSettings
 from cipo.tasks.arithmetic import arithmetic_records

@@ -33,14 +33,12 @@ from cipo.algorithms.losses import (
     sft_nll,
     truncated_is_weights,
 )
+from cipo.algorithms.micro_batches import plan_micro_batches
 from cipo.parallel import sum_across_ranks, world_size
 from cipo.types import RolloutBatch
 
 log = logging.getLogger(__name__)
 
-# A micro-batch never pads a row to more than this multiple of its length. Lower: less padding, more
-# (smaller) forward calls; 1.5 keeps the built-in task's main and correction rows apart.
-MAX_PAD_RATIO = 1.5
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
 
@@ -178,29 +176,9 @@ class CIPOModule(L.LightningModule):
         return found
 
     def _micro_batches(self, batch: RolloutBatch) -> Iterator[tuple[torch.Tensor, RolloutBatch]]:
-        """``(rows, micro-batch)`` pairs: rows sorted longest first, each micro-batch cut after its last real token.
-
-        A micro-batch takes at most ``micro_batch_size`` rows, and only rows whose length is at least
-        ``1 / MAX_PAD_RATIO`` of its first (longest) one: short main rows and long correction rows (whose
-        prompt holds a whole attempt) go to different micro-batches. On the built-in task 46% of a GRPO
-        step's padded (N, T) positions were padding, more with correction rows. Every row's loss terms are
-        unchanged and the gradient is the same sum taken in another order.
-        """
-        positions = torch.arange(1, batch.attention_mask.shape[1] + 1)
-        ends = (batch.attention_mask.bool() * positions).amax(dim=1)  # (N,) 1 + index of the last real token
-        order = torch.argsort(ends, descending=True, stable=True)
-        lengths = ends[order].tolist()
-        start = 0
-        while start < len(lengths):
-            stop = start + 1
-            while (
-                stop < len(lengths)
-                and stop - start < self.micro_batch_size
-                and MAX_PAD_RATIO * lengths[stop] >= lengths[start]
-            ):
-                stop += 1
-            yield order[start:stop], batch.select(order[start:stop], width=max(lengths[start], 1))
-            start = stop
+        """``(rows, micro-batch)`` pairs from ``plan_micro_batches``: length-sorted, padding cut."""
+        for rows, width in plan_micro_batches(batch.attention_mask, self.micro_batch_size):
+            yield rows, batch.select(rows, width=width)
 
     def _forward_logits(self, module: torch.nn.Module, batch: RolloutBatch) -> torch.Tensor:
         mask = batch.attention_mask

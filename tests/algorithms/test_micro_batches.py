@@ -1,0 +1,47 @@
+import pytest
+import torch
+
+from cipo.algorithms.micro_batches import plan_micro_batches, row_ends
+
+
+def mask_of(lengths: list[int], width: int) -> torch.Tensor:
+    return torch.tensor([[1] * n + [0] * (width - n) for n in lengths])
+
+
+def test_row_ends_count_up_to_the_last_real_token():
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0], [1, 0, 1, 0]])
+    assert row_ends(mask).tolist() == [2, 4, 0, 3]
+
+
+def test_hand_case_sorts_longest_first_and_cuts_at_the_pad_ratio():
+    # lengths 4, 10, 6, 9, 3 -> sorted 10, 9 | 6, 4 | 3: 6 * 1.5 < 10 and 3 * 1.5 < 6 start new micro-batches
+    plan = plan_micro_batches(mask_of([4, 10, 6, 9, 3], 12), max_rows=8, max_pad_ratio=1.5)
+    assert [(rows.tolist(), width) for rows, width in plan] == [([1, 3], 10), ([2, 0], 6), ([4], 3)]
+
+
+def test_max_rows_caps_each_micro_batch():
+    plan = plan_micro_batches(mask_of([5] * 7, 5), max_rows=3)
+    assert [len(rows) for rows, _ in plan] == [3, 3, 1]
+    assert all(width == 5 for _, width in plan)
+
+
+def test_every_row_exactly_once_and_padding_bounded():
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, 40, (57,), generator=generator).tolist()
+    plan = plan_micro_batches(mask_of(lengths, 40), max_rows=5, max_pad_ratio=1.5)
+    seen = torch.cat([rows for rows, _ in plan]).tolist()
+    assert sorted(seen) == list(range(57))
+    for rows, width in plan:
+        row_lengths = [lengths[i] for i in rows.tolist()]
+        assert width == max(row_lengths) and 1.5 * min(row_lengths) >= max(row_lengths)
+
+
+def test_an_all_padding_row_still_gets_width_one():
+    plan = plan_micro_batches(mask_of([0, 0], 4), max_rows=4)
+    assert [(rows.tolist(), width) for rows, width in plan] == [([0, 1], 1)]
+
+
+@pytest.mark.parametrize("max_rows, ratio", [(0, 1.5), (4, 0.9)])
+def test_bad_settings_are_refused(max_rows, ratio):
+    with pytest.raises(ValueError):
+        plan_micro_batches(mask_of([3], 3), max_rows=max_rows, max_pad_ratio=ratio)
