@@ -74,38 +74,32 @@ def compose_train(
     registered so that ``${hydra:...}`` interpolations resolve; the ``hydra`` node is then
     removed, as ``@hydra.main`` does before calling the task. GlobalHydra is cleared after.
     """
-    GlobalHydra.instance().clear()
     all_overrides = list(FAST_OVERRIDES if fast else ()) + list(overrides)
     if model_path is not None:
         all_overrides.append(f"model.path={model_path}")
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose("train", return_hydra_config=True, overrides=all_overrides)
-            if tmp_path is not None:
-                with open_dict(cfg):
-                    cfg.paths.output_dir = str(tmp_path / "run")
-                    cfg.paths.log_dir = str(tmp_path / "logs")
-            HydraConfig().set_config(cfg)
-            # @hydra.main hands the task function the config without its `hydra` node.
-            with open_dict(cfg):
-                del cfg["hydra"]
-            yield cfg
-    finally:
-        GlobalHydra.instance().clear()
+    with _composed("train", all_overrides, tmp_path, "run") as cfg:
+        yield cfg
 
 
 @contextmanager
 def compose_eval(overrides: list[str] | tuple[str, ...] = (), tmp_path: Path | None = None) -> Iterator[DictConfig]:
     """``conf/eval.yaml`` composed as ``cipo-eval`` would (see ``compose_train``); output in ``tmp_path/eval``."""
+    with _composed("eval", list(overrides), tmp_path, "eval") as cfg:
+        yield cfg
+
+
+@contextmanager
+def _composed(config_name: str, overrides: list[str], tmp_path: Path | None, output_name: str) -> Iterator[DictConfig]:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose("eval", return_hydra_config=True, overrides=list(overrides))
+            cfg = compose(config_name, return_hydra_config=True, overrides=overrides)
             if tmp_path is not None:
                 with open_dict(cfg):
-                    cfg.paths.output_dir = str(tmp_path / "eval")
+                    cfg.paths.output_dir = str(tmp_path / output_name)
                     cfg.paths.log_dir = str(tmp_path / "logs")
             HydraConfig().set_config(cfg)
+            # @hydra.main hands the task function the config without its `hydra` node.
             with open_dict(cfg):
                 del cfg["hydra"]
             yield cfg
