@@ -19,7 +19,7 @@ from cipo.algorithms.config import AlgorithmConfig, build_dataclass
 from cipo.callbacks.graceful_stop import GracefulStop
 from cipo.callbacks.rollout import RolloutCallback
 from cipo.callbacks.run_state import RunState, read_logged_until
-from cipo.checkpointing.event_files import cut_event_files
+from cipo.checkpointing.event_files import cut_event_files, wait_until_after_newest
 from cipo.checkpointing.resume import resolve_ckpt_path, resume_arguments
 from cipo.data.context_fit import drop_overlong_prompts
 from cipo.models.load import load_policy
@@ -138,6 +138,7 @@ def continue_logs(loggers, ckpt_path: str | None, fresh_start: bool) -> None:
             removed = cut_event_files(folder, until)["dropped"]
             if removed:
                 log.info("removed %d logged points from after the checkpoint in %s", removed, folder)
+            wait_until_after_newest(folder)  # the new event file must sort after the ones it continues
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

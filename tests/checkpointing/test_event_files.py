@@ -6,7 +6,7 @@ import time
 
 from torch.utils.tensorboard import SummaryWriter
 
-from cipo.checkpointing.event_files import cut_event_files
+from cipo.checkpointing.event_files import cut_event_files, wait_until_after_newest
 from fakes import read_series
 
 
@@ -56,3 +56,15 @@ def test_a_truncated_last_record_is_dropped(tmp_path):
     assert read_series(tmp_path) == {"train/loss": [(0, 1.0)]}
     _write(tmp_path, [("train/loss", 1, 0.25)])  # a resumed writer appends cleanly
     assert read_series(tmp_path) == {"train/loss": [(0, 1.0), (1, 0.25)]}
+
+
+def test_a_resumed_writer_waits_until_its_file_sorts_after_the_existing_ones(tmp_path):
+    """Same-second restarts would sort by pid as a string ('9999' > '10000'): wait into the next second."""
+    (tmp_path / "events.out.tfevents.1700000005.host.9999.0").write_bytes(b"")
+    (tmp_path / "events.out.tfevents.1700000003.host.10000.0").write_bytes(b"")
+    slept: list[float] = []
+    assert wait_until_after_newest(tmp_path, clock=lambda: 1700000005.25, sleep=slept.append) == 0.75
+    assert slept == [0.75]
+    slept.clear()
+    assert wait_until_after_newest(tmp_path, clock=lambda: 1700000006.5, sleep=slept.append) == 0.0
+    assert slept == [] and wait_until_after_newest(tmp_path / "empty-or-missing") == 0.0

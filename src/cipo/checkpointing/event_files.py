@@ -12,6 +12,7 @@ the run's event files. The curves then hold each point once, whichever reader op
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
@@ -19,6 +20,27 @@ from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.summary.writer.record_writer import RecordWriter
 
 EVENT_GLOB = "events.out.tfevents.*"
+
+
+def wait_until_after_newest(folder: str | Path, clock=time.time, sleep=time.sleep) -> float:
+    """Sleep until the wall clock's second is past every event file's name stamp; returns seconds slept.
+
+    Event files are named ``events.out.tfevents.<unix seconds>.<host>.<pid>...`` and readers
+    (TensorBoard included) load a folder's files in name order. A run resumed within the same
+    second as the previous writer started would otherwise sort by pid (as a string), so its points
+    could be read *before* the ones they continue.
+    """
+    stamps = []
+    for path in Path(folder).rglob(EVENT_GLOB):
+        field = path.name.split(".")[3]
+        if field.isdigit():
+            stamps.append(int(field))
+    if not stamps:
+        return 0.0
+    wait = max(stamps) + 1 - clock()
+    if wait > 0:
+        sleep(wait)
+    return max(wait, 0.0)
 
 
 def cut_event_files(folder: str | Path, until: float) -> dict[str, int]:
