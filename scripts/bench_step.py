@@ -57,26 +57,14 @@ class CoinFlipVerifier:
 def random_policy(size: str, length: int, folder: Path) -> tuple[str, int]:
     """A random Llama policy of ``size`` saved to ``folder``; every sample is exactly ``length`` tokens."""
     import torch
-    from transformers import AutoModelForCausalLM, LlamaConfig
+    from transformers import AutoModelForCausalLM
 
-    from cipo.models.builtin import build_tokenizer
+    from cipo.models.builtin import build_tokenizer, llama_config
 
     hidden, layers, heads, mlp = SIZES[size]
     positions = 2 * (length + 64)  # a correction prompt holds a whole attempt (cli.check_task_fits_model)
     tokenizer = build_tokenizer(model_max_length=positions)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=heads,
-        intermediate_size=mlp,
-        max_position_embeddings=positions,
-        tie_word_embeddings=True,
-        pad_token_id=0,
-        eos_token_id=1,
-        bos_token_id=1,
-    )
+    config = llama_config(len(tokenizer), positions, hidden, layers, heads, mlp)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config)
     model.generation_config.min_new_tokens = length

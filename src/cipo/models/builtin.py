@@ -60,14 +60,28 @@ def build_tokenizer(model_max_length: int = 512) -> PreTrainedTokenizerFast:
 def build_config(architecture: str, vocab_size: int, max_positions: int = 512) -> LlamaConfig:
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {architecture!r}")
-    shape = ARCHITECTURES[architecture]
+    return llama_config(vocab_size, max_positions, **ARCHITECTURES[architecture])
+
+
+def llama_config(
+    vocab_size: int,
+    max_positions: int,
+    hidden_size: int,
+    num_hidden_layers: int,
+    num_attention_heads: int,
+    intermediate_size: int,
+) -> LlamaConfig:
+    """A tied-embedding Llama of any shape for the character tokenizer (its pad/eos ids, no GQA)."""
     return LlamaConfig(
         vocab_size=vocab_size,
-        num_key_value_heads=shape["num_attention_heads"],
+        hidden_size=hidden_size,
+        num_hidden_layers=num_hidden_layers,
+        num_attention_heads=num_attention_heads,
+        num_key_value_heads=num_attention_heads,
+        intermediate_size=intermediate_size,
         max_position_embeddings=max_positions,
         tie_word_embeddings=True,
         pad_token_id=0,
         eos_token_id=1,
         bos_token_id=1,
-        **shape,
     )
