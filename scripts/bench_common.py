@@ -127,7 +127,7 @@ def quiet() -> None:
 
 def run_cipo(overrides: list[str], output_dir: Path) -> dict:
     """``cipo.cli.train`` on ``conf/train.yaml`` + ``overrides``; step times from the clock, phases from ``time/*``."""
-    from cipo.cli import train
+    from cipo.cli.train import train
 
     quiet()
     STEP_ENDS.clear()

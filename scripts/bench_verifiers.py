@@ -22,8 +22,8 @@ import time
 from collections import Counter
 from fractions import Fraction
 
+from cipo.code_reference import function_reference
 from cipo.verifiers.code import CodeVerifier
-from cipo.verifiers.code_reference import function_reference
 from cipo.verifiers.math import MathVerifier
 
 HARD = [r"10^{10^{10}}", r"(10^{10})!", r"2^{2^{2^{2^{2}}}}"]

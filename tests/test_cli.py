@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from cipo.algorithms.replay import ReplayControl, ReplayState, update_replay_ratio
-from cipo.cli import train
+from cipo.cli.train import train
 from conftest import compose_train
 from fakes import read_scalars, read_text_tags, record_rollouts
 

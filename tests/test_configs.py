@@ -13,7 +13,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from cipo.algorithms.config import AlgorithmConfig
-from cipo.cli import check_task_fits_model, sampling_settings, train
+from cipo.cli.train import check_task_fits_model, sampling_settings, train
 from cipo.data.datamodule import PromptDataModule
 from cipo.models.builtin import build_config
 from conftest import CONF_DIR, compose_train
@@ -212,12 +212,12 @@ def test_debug_fast_is_small(tmp_path):
     ],
 )
 def test_bad_algorithm_or_rollout_fails_before_any_work(override, match, tmp_path, monkeypatch):
-    import cipo.cli
+    import cipo.cli.train
 
     def no_loading(*args, **kwargs):
         raise AssertionError("the policy was loaded before the config was validated")
 
-    monkeypatch.setattr(cipo.cli, "load_policy", no_loading)
+    monkeypatch.setattr(cipo.cli.train, "load_policy", no_loading)
     with compose_train([override], tmp_path=tmp_path, model_path="/nonexistent") as cfg:
         with pytest.raises(ValueError, match=match):
             train(cfg)
@@ -240,12 +240,12 @@ def test_bad_batch_size_names_the_key(tmp_path, tiny_policy_dir):
 
 
 def test_bad_batch_size_fails_before_loading_the_policy(tmp_path, monkeypatch):
-    import cipo.cli
+    import cipo.cli.train
 
     def no_loading(*args, **kwargs):
         raise AssertionError("the policy was loaded before data.* was validated")
 
-    monkeypatch.setattr(cipo.cli, "load_policy", no_loading)
+    monkeypatch.setattr(cipo.cli.train, "load_policy", no_loading)
     with compose_train(["data.batch_size=0"], tmp_path=tmp_path) as cfg:
         with pytest.raises((ValueError, InstantiationException), match=r"data\.batch_size"):
             train(cfg)
@@ -332,7 +332,7 @@ def test_task_model_mismatch_catches_dropped_characters(tmp_path):
 # ------------------------------------------------------------------ cipo-eval, experiments
 @pytest.mark.parametrize("group, name", [g for g in GROUP_FILES if g[0] in ("model", "data", "verifier", "rollout")])
 def test_eval_config_composes_with_every_shared_group(group, name, tmp_path, tiny_policy_dir):
-    from cipo.eval_cli import check_options
+    from cipo.cli.evaluate import check_options
     from conftest import compose_eval
 
     overrides = [f"{group}={name}"] + ([f"model.path={tiny_policy_dir}"] if (group, name) == ("model", "local") else [])

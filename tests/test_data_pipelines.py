@@ -16,7 +16,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from cipo.cli import train
+from cipo.cli.train import train
 from cipo.models.builtin import build_config, build_tokenizer
 from conftest import compose_train
 from fakes import ScriptedEngine, record_rollouts

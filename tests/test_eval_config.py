@@ -3,7 +3,7 @@
 import pytest
 from omegaconf import OmegaConf
 
-from cipo.eval_config import apply_run_sections, policy_source, read_run_config, resolve_checkpoint
+from cipo.cli.eval_config import apply_run_sections, policy_source, read_run_config, resolve_checkpoint
 
 EVAL = {
     "seed": 0,

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import fakes
-from cipo.cli import train
+from cipo.cli.train import train
 from cipo.module import CIPOModule
 from conftest import compose_train
 from fakes import read_series, record_rollouts

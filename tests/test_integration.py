@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cipo.cli import train
+from cipo.cli.train import train
 from cipo.module import CIPOModule
 from conftest import compose_train
 from fakes import record_rollouts

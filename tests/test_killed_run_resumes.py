@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import fakes
-from cipo.cli import train
+from cipo.cli.train import train
 from conftest import compose_train
 from fakes import read_series
 

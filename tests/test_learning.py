@@ -7,7 +7,7 @@ default run reaches (about +15 points after 100 steps), so only a broken learnin
 
 import pytest
 
-from cipo.cli import train
+from cipo.cli.train import train
 from conftest import compose_train
 from fakes import read_scalars
 

@@ -34,13 +34,13 @@ pytestmark = pytest.mark.slow  # ~20-30 s: two fresh Python processes each impor
 
 
 def run_cli(arguments: list[str], cwd: Path, timeout: float = 300) -> tuple[int, str]:
-    """``python -m cipo.cli ARGUMENTS`` in its own process group (rank 1 included), killed whole on timeout."""
+    """``python -m cipo.cli.train ARGUMENTS`` in its own process group (rank 1 included), killed whole on timeout."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "tests")]),
         "OMP_NUM_THREADS": "1",
     }
-    command = [sys.executable, "-m", "cipo.cli", *arguments]
+    command = [sys.executable, "-m", "cipo.cli.train", *arguments]
     process = subprocess.Popen(
         command, cwd=cwd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True
     )
@@ -57,7 +57,7 @@ def run_cli(arguments: list[str], cwd: Path, timeout: float = 300) -> tuple[int,
 def ddp_run(tmp_path_factory, tiny_policy_dir):
     folder = tmp_path_factory.mktemp("ddp")
     command = [
-        sys.executable, "-m", "cipo.cli",
+        sys.executable, "-m", "cipo.cli.train",
         "trainer=ddp_cpu", "debug=fast", "num_threads=1", "~callbacks.rich_progress_bar",
         f"model.path={tiny_policy_dir}", f"hydra.run.dir={folder / 'run'}", f"paths.log_dir={folder / 'logs'}",
         "rollout.engine._target_=fakes.scripted_engine", "+rollout.engine.script=alternating",

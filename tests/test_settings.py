@@ -10,8 +10,8 @@ import pytest
 from hydra.errors import ConfigCompositionException, InstantiationException
 from omegaconf import OmegaConf
 
-import cipo.cli
-from cipo.cli import train
+import cipo.cli.train
+from cipo.cli.train import train
 from cipo.settings import ROOT_KEYS, check_run_config
 from conftest import CONF_DIR, compose_train
 
@@ -21,7 +21,7 @@ def no_loading(monkeypatch):
     def tripwire(*args, **kwargs):
         raise AssertionError("the policy was loaded before the config was validated")
 
-    monkeypatch.setattr(cipo.cli, "load_policy", tripwire)
+    monkeypatch.setattr(cipo.cli.train, "load_policy", tripwire)
 
 
 @pytest.mark.parametrize(

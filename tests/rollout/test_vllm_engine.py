@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from cipo.algorithms.logprobs import token_logprobs
-from cipo.cli import train
+from cipo.cli.train import train
 from cipo.rollout.engine import SamplingSettings
 from cipo.rollout.hf_engine import HFEngine
 from conftest import compose_train

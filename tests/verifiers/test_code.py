@@ -7,9 +7,9 @@ import pickle
 
 import pytest
 
+from cipo.code_reference import function_reference, stdio_reference
 from cipo.types import VerifyStatus
 from cipo.verifiers.code import CodeVerifier
-from cipo.verifiers.code_reference import function_reference, stdio_reference
 
 S = VerifyStatus
 PROMPT = 'def double(x):\n    """Return 2 * x."""\n'

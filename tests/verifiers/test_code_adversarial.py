@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from cipo.code_reference import function_reference, stdio_reference
 from cipo.types import VerifyStatus
 from cipo.verifiers.code import CodeVerifier
-from cipo.verifiers.code_reference import function_reference, stdio_reference
 from cipo.verifiers.sandbox import isolation_prefix
 
 S = VerifyStatus

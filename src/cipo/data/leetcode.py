@@ -25,9 +25,9 @@ import json
 import re
 from typing import Any
 
+from cipo.code_reference import function_reference
 from cipo.data.errors import RowError
 from cipo.data.references import require, text
-from cipo.verifiers.code_reference import function_reference
 
 EXAMPLE = re.compile(r"Input:\s*(?P<input>.*?)\s*Output:\s*(?P<output>.*?)\s*(?:Explanation:.*)?$", re.DOTALL)
 STRUCTURES = ("ListNode", "TreeNode", "Node")

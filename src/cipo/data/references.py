@@ -1,6 +1,6 @@
 """Reference builders: a row's columns -> the string a verifier checks completions against.
 
-Code references are written by ``cipo.verifiers.code_reference`` (the format's one definition,
+Code references are written by ``cipo.code_reference`` (the format's one definition,
 read back by the code verifier); the builders here find, decode and check the columns first,
 so a bad row fails with its field name.
 
@@ -38,8 +38,8 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+from cipo.code_reference import function_reference, stdio_reference
 from cipo.data.errors import RowError
-from cipo.verifiers.code_reference import function_reference, stdio_reference
 
 MISSING = object()
 

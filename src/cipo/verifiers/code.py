@@ -25,8 +25,7 @@ import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from cipo.types import VerifierResult, VerifyStatus
-from cipo.verifiers.code_reference import (
+from cipo.code_reference import (
     FunctionReference,
     StdioReference,
     extract_program,
@@ -34,6 +33,7 @@ from cipo.verifiers.code_reference import (
     parse_reference,
     with_prompt,
 )
+from cipo.types import VerifierResult, VerifyStatus
 from cipo.verifiers.sandbox import Limits, RunResult, Sandbox
 
 S = VerifyStatus

@@ -24,8 +24,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from cipo.cli import CONFIG_DIR, check_task_fits_model, sampling_settings
-from cipo.eval_config import RUN_SECTIONS, apply_run_sections, policy_source, read_run_config
+from cipo.cli import CONFIG_DIR
+from cipo.cli.eval_config import RUN_SECTIONS, apply_run_sections, policy_source, read_run_config
+from cipo.cli.train import check_task_fits_model, sampling_settings
 from cipo.metrics import default_ks
 from cipo.models.checkpoint import load_policy_weights
 from cipo.models.load import load_policy

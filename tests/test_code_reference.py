@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from cipo.verifiers.code_reference import (
+from cipo.code_reference import (
     FunctionReference,
     StdioReference,
     extract_program,

@@ -18,9 +18,10 @@ from omegaconf import DictConfig, OmegaConf
 from cipo.algorithms.config import AlgorithmConfig, build_dataclass
 from cipo.callbacks.graceful_stop import GracefulStop
 from cipo.callbacks.rollout import RolloutCallback
-from cipo.callbacks.run_state import RunState, read_logged_until
 from cipo.checkpointing.event_files import cut_event_files, wait_until_after_newest
 from cipo.checkpointing.resume import resolve_ckpt_path, resume_arguments
+from cipo.checkpointing.run_state import RunState, read_logged_until
+from cipo.cli import CONFIG_DIR
 from cipo.data.context_fit import drop_overlong_prompts
 from cipo.models.load import load_policy
 from cipo.module import CIPOModule
@@ -29,7 +30,6 @@ from cipo.rollout.engine import SamplingSettings
 from cipo.settings import check_run_config
 
 log = logging.getLogger(__name__)
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 SAMPLING_KEYS = ("max_new_tokens", "temperature", "top_p")
 
 
