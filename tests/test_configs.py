@@ -13,9 +13,11 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from cipo.algorithms.config import AlgorithmConfig
-from cipo.cli.train import check_task_fits_model, sampling_settings, train
+from cipo.cli.train import train
+from cipo.data.context_fit import check_task_fits_model
 from cipo.data.datamodule import PromptDataModule
 from cipo.models.builtin import build_config
+from cipo.settings import sampling_settings
 from conftest import CONF_DIR, compose_train
 
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())

@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from cipo.metrics import CorrectionRates, PassAtK, Tally, chance_accuracy, correction_rates, default_ks, pass_at_k
+from cipo.algorithms.correction import CorrectionCounts
+from cipo.metrics import CorrectionRates, PassAtK, Tally, chance_accuracy, default_ks, pass_at_k
 
 
 @pytest.mark.parametrize(
@@ -144,7 +145,7 @@ def test_pass_at_k_metric_without_problems_is_zero_and_ks_are_checked():
     ],
 )
 def test_correction_rates_hand_cases(counts, expected):
-    rates = correction_rates(*counts)
+    rates = CorrectionCounts(**dict(zip(("fixed", "kept", "broken", "unfixed"), counts))).rates()
     assert rates == pytest.approx(expected)
     before = [False] * counts[0] + [True] * counts[1] + [True] * counts[2] + [False] * counts[3]
     after = [True] * counts[0] + [True] * counts[1] + [False] * counts[2] + [False] * counts[3]

@@ -20,6 +20,7 @@ from cipo.data.datamodule import PromptDataModule
 from cipo.module import CIPOModule
 from cipo.rollout.collect import collect_round
 from cipo.rollout.engine import SamplingSettings
+from cipo.settings import ModuleSettings, ValidationSettings
 from cipo.tasks.arithmetic import arithmetic_records
 from cipo.types import RolloutBatch
 from cipo.verifiers.exact_answer import ExactIntegerVerifier
@@ -38,15 +39,14 @@ def algorithm(**overrides) -> AlgorithmConfig:
     return dataclasses.replace(base, **overrides)
 
 
-def make_module(policy, tokenizer, algo, lr=1e-2, optimizer=torch.optim.AdamW, micro_batch_size=64, **kwargs):
+def make_module(policy, tokenizer, algo, lr=1e-2, optimizer=torch.optim.AdamW, micro_batch_size=64, **settings):
     return CIPOModule(
         policy,
         tokenizer,
         algo,
+        ModuleSettings(micro_batch_size=micro_batch_size, **settings),
+        SAMPLING,
         optimizer=functools.partial(optimizer, lr=lr),
-        micro_batch_size=micro_batch_size,
-        max_new_tokens=SAMPLING.max_new_tokens,
-        **kwargs,
     )
 
 
@@ -85,7 +85,8 @@ def fit(module, algo, max_epochs=1, extra_callbacks=(), val_every=0):
         verifier=ExactIntegerVerifier(),
         algorithm=algo,
         sampling=SAMPLING,
-        val_every=val_every,
+        validation=ValidationSettings(every=val_every),
+        seed=0,
     )
     trainer = make_trainer(max_epochs, [rollout, *extra_callbacks])
     trainer.fit(module, datamodule=make_datamodule(algo))
@@ -105,7 +106,7 @@ def scripted_batch(tokenizer, algo, records=TRAIN[:4], step=0) -> RolloutBatch:
     engine = ScriptedEngine(tokenizer, alternating_script(records))
     return collect_round(
         engine, tokenizer, ExactIntegerVerifier(), records, algo, SAMPLING, TEMPLATE, 0.5, seed=0, step=step
-    )
+    ).batch
 
 
 # ------------------------------------------------------------------------------- (a)
@@ -308,18 +309,6 @@ def test_ppo_epochs_compute_old_logprobs_once_and_step_twice(policy, built_token
     assert abs(ratios[1] - 1.0) > 1e-4 and abs(ratios[3] - 1.0) > 1e-4  # second pass: policy moved
 
 
-def test_mini_batches_partition_the_rows(policy, built_tokenizer):
-    algo = algorithm(num_mini_batches=3, ppo_epochs=2)
-    module = make_module(policy, built_tokenizer, algo)
-    for ppo_epoch in range(2):
-        chunks = [module._mini_batch_rows(20, ppo_epoch * 3 + k) for k in range(3)]
-        rows = torch.cat(chunks)
-        assert sorted(rows.tolist()) == list(range(20))
-    first = torch.cat([module._mini_batch_rows(20, k) for k in range(3)])
-    second = torch.cat([module._mini_batch_rows(20, 3 + k) for k in range(3)])
-    assert not torch.equal(first, second)  # reshuffled every PPO epoch
-
-
 def test_num_mini_batches_steps(policy, built_tokenizer):
     algo = algorithm(num_mini_batches=2)
     module = make_module(policy, built_tokenizer, algo)
@@ -359,7 +348,7 @@ def test_non_finite_gradient_is_skipped_then_stops(policy, built_tokenizer, monk
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda params, max_norm: torch.tensor(float("nan")))
     with pytest.raises(RuntimeError, match="max_consecutive_skips"):
         fit(module, algo, max_epochs=3)
-    assert module.skipped_steps == 2
+    assert module.skips.skipped_steps == 2
     for name, p in policy.named_parameters():
         assert torch.equal(p.detach(), before[name]), name
 

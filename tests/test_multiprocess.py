@@ -26,7 +26,8 @@ from cipo.algorithms.config import AlgorithmConfig, CorrectionConfig
 from cipo.data.datamodule import PromptDataModule
 from cipo.models.load import load_policy
 from cipo.module import CIPOModule
-from cipo.types import RolloutBatch
+from cipo.settings import ModuleSettings
+from cipo.types import RolloutBatch, SamplingSettings
 from conftest import REPO
 from fakes import BATCH_FIELDS, read_series
 
@@ -98,7 +99,12 @@ def test_the_update_equals_one_process_on_both_halves(ddp_run, tiny_policy_dir):
         assert torch.equal(tensor, ranks[0]["before"][name]), name
     algorithm = AlgorithmConfig(group_size=4, correction=CorrectionConfig(num_anchors=2, samples_per_anchor=2))
     module = CIPOModule(
-        policy, tokenizer, algorithm, functools.partial(torch.optim.SGD, lr=0.5), max_grad_norm=1e6, max_new_tokens=32
+        policy,
+        tokenizer,
+        algorithm,
+        ModuleSettings(max_grad_norm=1e6),
+        SamplingSettings(max_new_tokens=32),
+        functools.partial(torch.optim.SGD, lr=0.5),
     )
     _train_one_step(module, merged)
     moved = 0.0

@@ -12,7 +12,16 @@ from omegaconf import OmegaConf
 
 import cipo.cli.train
 from cipo.cli.train import train
-from cipo.settings import ROOT_KEYS, check_run_config
+from cipo.algorithms.config import AlgorithmConfig
+from cipo.settings import (
+    ROOT_KEYS,
+    CheckpointSettings,
+    ModuleSettings,
+    RunSettings,
+    ValidationSettings,
+    read_train_settings,
+)
+from cipo.types import SamplingSettings
 from conftest import CONF_DIR, compose_train
 
 
@@ -41,6 +50,7 @@ def no_loading(monkeypatch):
         ("validation.correction=maybe", r"validation\.correction: expected true/false"),
         ("checkpoint.every=0", r"checkpoint\.every: RL steps between checkpoints must be >= 1"),
         ("checkpoint.keep_last_k=0", r"checkpoint\.keep_last_k: must be -1 \(keep all\) or >= 1"),
+        ("validation.ks=[1,8]", r"validation\.ks=\[1, 8\]: every k must be <= validation\.samples=2"),
         ("trainer.max_epochs=0", r"trainer\.max_epochs: the number of RL steps must be an integer >= 1, got 0"),
         ("trainer.max_epochs=ten", r"trainer\.max_epochs: .* got 'ten'"),
         ("seed=-1", r"^seed: must be >= 0"),
@@ -89,7 +99,7 @@ def test_root_keys_match_train_yaml(tmp_path):
     """Every top-level key of the shipped config is known to the check (and only those)."""
     with compose_train([], tmp_path=tmp_path, fast=False) as cfg:
         assert set(cfg) == set(ROOT_KEYS), "a new top-level key in conf/train.yaml goes into cipo.settings.ROOT_KEYS"
-        check_run_config(OmegaConf.to_container(cfg, resolve=True))  # the defaults pass
+        read_train_settings(OmegaConf.to_container(cfg, resolve=True))  # the defaults pass
 
 
 GLOBAL_FILES = sorted(
@@ -100,4 +110,27 @@ GLOBAL_FILES = sorted(
 @pytest.mark.parametrize("override", GLOBAL_FILES)
 def test_every_global_config_file_passes_the_check(override, tmp_path):
     with compose_train([override], tmp_path=tmp_path, fast=False) as cfg:
-        check_run_config(OmegaConf.to_container(cfg, resolve=True))
+        read_train_settings(OmegaConf.to_container(cfg, resolve=True))
+
+
+def test_yaml_defaults_are_the_dataclass_defaults(tmp_path):
+    """One home per default: the dataclass. conf/train.yaml (and conf/algorithm/cipo.yaml,
+    conf/rollout/hf.yaml) repeat the values for the command line, and must not drift from it."""
+    with compose_train([], tmp_path=tmp_path, fast=False) as cfg:
+        settings = read_train_settings(OmegaConf.to_container(cfg, resolve=True))
+    assert settings.run == RunSettings()
+    assert settings.module == ModuleSettings()
+    assert settings.validation == ValidationSettings()
+    assert settings.checkpoint == CheckpointSettings()
+    assert settings.sampling == SamplingSettings()
+    assert settings.algorithm == AlgorithmConfig()
+
+
+def test_settings_are_typed_and_complete(tmp_path):
+    overrides = ["module.micro_batch_size=3", "validation.ks=[1,2]", "seed=7", "algorithm=grpo", "rollout.top_p=0.5"]
+    with compose_train(overrides, tmp_path=tmp_path) as cfg:
+        settings = read_train_settings(OmegaConf.to_container(cfg, resolve=True))
+    assert settings.module.micro_batch_size == 3 and settings.validation.ks == [1, 2] and settings.run.seed == 7
+    assert settings.algorithm.name == "grpo" and not settings.algorithm.correction.enabled
+    assert settings.sampling == SamplingSettings(max_new_tokens=32, temperature=1.0, top_p=0.5)  # debug=fast: 32
+    assert settings.max_epochs == 2

@@ -1,7 +1,8 @@
 """Evaluation metrics shared by in-training validation (``val/*``), ``cipo-eval`` and the build script.
 
-Pure functions: ``pass_at_k`` (the unbiased estimator), ``default_ks``, ``chance_accuracy``,
-``correction_rates``. torchmetrics: ``PassAtK``, ``CorrectionRates`` and ``Tally``. Every metric
+Pure functions: ``pass_at_k`` (the unbiased estimator), ``default_ks``, ``chance_accuracy``.
+torchmetrics: ``PassAtK``, ``CorrectionRates`` (the rates are ``algorithms.correction.CorrectionCounts``'s,
+the one implementation shared with the training rollouts) and ``Tally``. Every metric
 state is a *sum* with ``dist_reduce_fx="sum"``: ranks that each evaluate a shard of the problems
 get, after ``compute()`` syncs them, exactly the metric of the union (pass@k is a mean over
 problems, so the per-problem estimates are summed and divided by the summed problem count).
@@ -15,6 +16,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 from torchmetrics import Metric
+
+from cipo.algorithms.correction import CorrectionCounts
 
 
 def pass_at_k(num_samples: int, num_correct: int, k: int) -> float:
@@ -50,30 +53,6 @@ def chance_accuracy(references: list[str]) -> float:
     counts = Counter(references)
     total = len(references)
     return sum((count / total) ** 2 for count in counts.values())
-
-
-def correction_rates(fixed: float, kept: float, broken: float, unfixed: float) -> dict[str, float]:
-    """Rates from the four outcome counts of (attempt, revision) pairs.
-
-    fixed: wrong -> right, kept: right -> right, broken: right -> wrong, unfixed: wrong -> wrong.
-    Returns ``fix_rate`` = fixed / wrong attempts, ``retention`` = kept / right attempts,
-    ``break_rate`` = broken / right attempts, ``acc1`` / ``acc2`` (accuracy of the attempts /
-    of the revisions) and ``delta`` = acc2 - acc1. A rate whose denominator is 0 is left out
-    (not 0: "no wrong attempt to fix" is not "fixed none").
-    """
-    wrong, right = fixed + unfixed, kept + broken
-    total = wrong + right
-    rates: dict[str, float] = {}
-    if wrong:
-        rates["fix_rate"] = fixed / wrong
-    if right:
-        rates["retention"] = kept / right
-        rates["break_rate"] = broken / right
-    if total:
-        rates["acc1"] = right / total
-        rates["acc2"] = (fixed + kept) / total
-        rates["delta"] = rates["acc2"] - rates["acc1"]
-    return rates
 
 
 def _sum_state(metric: Metric, name: str, size: int | None = None) -> None:
@@ -136,11 +115,11 @@ class PassAtK(Metric):
 
 
 class CorrectionRates(Metric):
-    """Counts of (attempt, revision) outcomes; ``compute()`` gives ``correction_rates`` of them.
+    """Counts of (attempt, revision) outcomes; ``compute()`` gives ``CorrectionCounts.rates()`` of them.
 
     ``update(before, after)`` with two (N,) bool tensors: the attempts' and their revisions'
     success. ``compute()`` returns the counts (``fixed``, ``kept``, ``broken``, ``unfixed``) and
-    the rates of ``correction_rates`` (a rate with an empty denominator is absent).
+    the rates of ``CorrectionCounts.rates`` (a rate with an empty denominator is absent).
     """
 
     full_state_update = False
@@ -164,7 +143,7 @@ class CorrectionRates(Metric):
 
     def compute(self) -> dict[str, Tensor]:
         counts = {name: getattr(self, name) for name in ("fixed", "kept", "broken", "unfixed")}
-        rates = correction_rates(*(float(v) for v in counts.values()))
+        rates = CorrectionCounts(**{name: float(value) for name, value in counts.items()}).rates()
         return {**counts, **{name: torch.tensor(value, dtype=torch.float64) for name, value in rates.items()}}
 
 

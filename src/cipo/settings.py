@@ -1,18 +1,27 @@
-"""The run-level parts of the ``cipo-train`` config, checked before any work is done.
+"""The ``cipo-train`` config, validated once into typed settings before any work is done.
 
-``algorithm`` and ``rollout`` have their own dataclasses; this covers the rest that cipo reads
-itself: the top-level keys, ``module``, ``validation``, ``checkpoint`` and the trainer's
-``max_epochs``. An unknown key, a wrong type or an out-of-range value raises a ``ValueError``
-that names the full key and says what would be valid. Sections that are ``_target_`` objects
-(``trainer``, ``data``, ``optimizer``, ...) are checked by the classes they build.
+``read_train_settings(cfg)`` checks the whole resolved config (a plain dict): the top-level keys,
+``module``, ``validation``, ``checkpoint``, ``trainer.max_epochs``, ``algorithm`` and the sampling
+keys of ``rollout``. An unknown key, a wrong type or an out-of-range value raises a ``ValueError``
+that names the full key and says what would be valid. What it returns is handed, typed, to
+``CIPOModule`` and ``RolloutCallback``; nothing downstream re-reads the raw config for these keys.
+Sections that are ``_target_`` objects (``trainer``, ``data``, ``optimizer``, ...) are checked by
+the classes they build.
+
+One home per default: the dataclass field default below (or in ``AlgorithmConfig`` /
+``SamplingSettings``). ``conf/*.yaml`` repeat the values so that the command line can override
+them; tests/test_settings.py fails when a YAML value and its dataclass default differ.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cipo.algorithms.config import build_dataclass
+from cipo.algorithms.config import AlgorithmConfig
+from cipo.schema import build_dataclass
+from cipo.types import SamplingSettings
 
 # Every top-level key of conf/train.yaml (tests/test_settings.py keeps this list in step with it).
 ROOT_KEYS = frozenset(
@@ -22,6 +31,8 @@ ROOT_KEYS = frozenset(
         "module", "optimizer", "scheduler", "validation", "checkpoint",
     }
 )  # fmt: skip
+RUN_KEYS = ("task_name", "seed", "num_threads", "ckpt_path", "export_policy")
+SAMPLING_KEYS = ("max_new_tokens", "temperature", "top_p")
 
 
 def _require(condition: bool, key: str, message: str) -> None:
@@ -31,9 +42,9 @@ def _require(condition: bool, key: str, message: str) -> None:
 
 @dataclass(frozen=True)
 class ModuleSettings:
-    micro_batch_size: int = 64
+    micro_batch_size: int = 64  # sequences per forward/backward: memory only, never the gradient
     max_grad_norm: float = 1.0
-    max_consecutive_skips: int = 5
+    max_consecutive_skips: int = 5  # non-finite updates in a row before the run stops
 
     def __post_init__(self) -> None:
         _require(self.micro_batch_size >= 1, "module.micro_batch_size", f"must be >= 1, got {self.micro_batch_size}")
@@ -47,9 +58,9 @@ class ModuleSettings:
 
 @dataclass(frozen=True)
 class ValidationSettings:
-    every: int = 10
+    every: int = 10  # RL steps between held-out evaluations (0: never)
     samples: int = 4
-    ks: list[int] | None = None  # checked by the rollout callback against `samples`
+    ks: list[int] | None = None  # pass@k's k values (None: 1, 2, 4, .., samples)
     max_problems: int | None = None
     correction: bool = True
 
@@ -61,6 +72,18 @@ class ValidationSettings:
             "validation.max_problems",
             f"must be null (all) or >= 1, got {self.max_problems}",
         )
+        if self.ks is not None:
+            ks = list(self.ks)
+            _require(
+                all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in ks),
+                f"validation.ks={ks}",
+                "every k must be an integer >= 1",
+            )
+            _require(
+                max(ks, default=0) <= self.samples,
+                f"validation.ks={ks}",
+                f"every k must be <= validation.samples={self.samples}",
+            )
 
 
 @dataclass(frozen=True)
@@ -96,31 +119,48 @@ class RunSettings:
         )
 
 
-def check_run_config(cfg: dict[str, Any]) -> None:
-    """Validate the run-level keys of a resolved ``cipo-train`` config (a plain dict)."""
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything cipo reads itself from a ``cipo-train`` config, validated."""
+
+    run: RunSettings
+    module: ModuleSettings
+    validation: ValidationSettings
+    checkpoint: CheckpointSettings
+    algorithm: AlgorithmConfig
+    sampling: SamplingSettings
+    max_epochs: int
+
+
+def sampling_settings(rollout: Mapping[str, Any]) -> SamplingSettings:
+    """The sampling keys of a ``rollout`` section (the engine's own keys are the engine's to check)."""
+    return build_dataclass(SamplingSettings, {key: rollout[key] for key in SAMPLING_KEYS if key in rollout}, "rollout")
+
+
+def read_train_settings(cfg: dict[str, Any]) -> TrainSettings:
+    """Validate a resolved ``cipo-train`` config (a plain dict) and return its typed settings."""
     unknown = sorted(set(cfg) - ROOT_KEYS)
     if unknown:
         raise ValueError(
             f"unknown top-level config key(s) {unknown}; known: {sorted(ROOT_KEYS)} (a typo? keys inside a "
             "section are written section.key, e.g. trainer.max_epochs=50)"
         )
-    scalars = {
-        key: cfg[key] for key in ("task_name", "seed", "num_threads", "ckpt_path", "export_policy") if key in cfg
-    }
     try:
-        build_dataclass(RunSettings, scalars, "<root>")
+        run = build_dataclass(RunSettings, {key: cfg[key] for key in RUN_KEYS if key in cfg}, "<root>")
     except ValueError as error:  # top-level keys have no section to name
         raise ValueError(str(error).removeprefix("<root>: ").removeprefix("<root>.")) from None
-    for key, cls in (
-        ("module", ModuleSettings),
-        ("validation", ValidationSettings),
-        ("checkpoint", CheckpointSettings),
-    ):
-        if key in cfg:
-            build_dataclass(cls, cfg[key], key)
+    section_types = {"module": ModuleSettings, "validation": ValidationSettings, "checkpoint": CheckpointSettings}
+    sections = {key: build_dataclass(cls, cfg.get(key, {}), key) for key, cls in section_types.items()}
     max_epochs = (cfg.get("trainer") or {}).get("max_epochs")
     _require(
         isinstance(max_epochs, int) and not isinstance(max_epochs, bool) and max_epochs >= 1,
         "trainer.max_epochs",
         f"the number of RL steps must be an integer >= 1, got {max_epochs!r}",
+    )
+    return TrainSettings(
+        run=run,
+        **sections,
+        algorithm=AlgorithmConfig.from_dict(cfg.get("algorithm", {})),
+        sampling=sampling_settings(cfg.get("rollout") or {}),
+        max_epochs=max_epochs,
     )

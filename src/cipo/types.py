@@ -47,6 +47,23 @@ class VerifyStatus(str, Enum):
 
 
 @dataclass(frozen=True)
+class SamplingSettings:
+    """What to sample: shared by the train, correction and validation rounds."""
+
+    max_new_tokens: int = 96
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"rollout.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"rollout.temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"rollout.top_p must be in (0, 1], got {self.top_p}")
+
+
+@dataclass(frozen=True)
 class VerifierResult:
     """``success`` is the all-or-nothing verdict (all tests pass); ``score`` the fraction of
     tests passed where a verifier has several tests (code), else None."""
@@ -108,8 +125,6 @@ class RolloutBatch:
     engine_logprobs: torch.Tensor
     old_logprobs: torch.Tensor | None = None
     step: int = -1
-    metrics: dict[str, float] = field(default_factory=dict)
-    samples: list[dict[str, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])

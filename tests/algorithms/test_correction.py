@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from cipo.algorithms.correction import (
+    CorrectionCounts,
     build_correction_prompts,
-    correction_outcomes,
     select_anchors,
     shape_correction_rewards,
 )
@@ -39,6 +39,8 @@ def test_band_preference_and_spread(seed):
         "num_failed_anchors": 2.0,
         "band_occupancy": 0.5,
         "frac_anchors_in_band": 1.0,
+        "num_anchors_in_band": 4.0,
+        "num_groups_in_band": 2.0,
     }
 
 
@@ -209,25 +211,34 @@ def test_shape_correction_rewards():
         shape_correction_rewards(a, c[:3], 1.0)
 
 
-def test_correction_outcomes():
-    out = correction_outcomes(_b(1, 1, 1, 0, 0), _b(1, 0, 1, 1, 0))
-    assert out == {
-        "num_from_wrong": 2.0,
-        "num_from_right": 3.0,
-        "num_fixed": 1.0,
-        "num_kept": 2.0,
-        "num_broken": 1.0,
+def test_correction_counts():
+    out = CorrectionCounts.of(_b(1, 1, 1, 0, 0), _b(1, 0, 1, 1, 0))
+    assert out == CorrectionCounts(fixed=1.0, unfixed=1.0, kept=2.0, broken=1.0)
+    assert (out.from_wrong, out.from_right, out.total) == (2.0, 3.0, 5.0)
+    assert out.rates() == {
         "fix_rate": 0.5,
         "retention": 2 / 3,
         "break_rate": 1 / 3,
-        "accuracy_delta": 0.0,
+        "acc1": 3 / 5,
+        "acc2": 3 / 5,
+        "delta": 0.0,
     }
-    only_wrong = correction_outcomes(_b(0, 0), _b(1, 1))
-    assert only_wrong["retention"] is None and only_wrong["break_rate"] is None
-    assert only_wrong["fix_rate"] == 1.0 and only_wrong["accuracy_delta"] == 1.0
-    assert correction_outcomes(_b(1), _b(1))["fix_rate"] is None
-    empty = correction_outcomes(_b(), _b())
-    assert empty["accuracy_delta"] is None and empty["num_from_right"] == 0.0
+    only_wrong = CorrectionCounts.of(_b(0, 0), _b(1, 1)).rates()
+    assert "retention" not in only_wrong and "break_rate" not in only_wrong
+    assert only_wrong["fix_rate"] == 1.0 and only_wrong["delta"] == 1.0
+    assert "fix_rate" not in CorrectionCounts.of(_b(1), _b(1)).rates()
+    empty = CorrectionCounts.of(_b(), _b())
+    assert empty.rates() == {} and empty.from_right == 0.0
+    with pytest.raises(ValueError, match="differ in shape"):
+        CorrectionCounts.of(_b(1, 0), _b(1))
+
+
+def test_correction_counts_add_up_and_rates_come_from_the_sums():
+    a = CorrectionCounts.of(_b(1, 1, 1, 0), _b(1, 1, 0, 1))  # retention 2/3
+    b = CorrectionCounts.of(_b(1, 0), _b(0, 0))  # retention 0/1
+    whole = CorrectionCounts.of(_b(1, 1, 1, 0, 1, 0), _b(1, 1, 0, 1, 0, 0))
+    assert a + b == whole
+    assert whole.rates()["retention"] == 2 / 4  # pooled over right attempts, not the mean of 2/3 and 0
 
 
 # ------------------------------------------------------------------------ replay

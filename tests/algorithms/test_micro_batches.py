@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from cipo.algorithms.micro_batches import plan_micro_batches, row_ends
+from cipo.algorithms.micro_batches import mini_batch_rows, plan_micro_batches, row_ends
 
 
 def mask_of(lengths: list[int], width: int) -> torch.Tensor:
@@ -45,3 +45,15 @@ def test_an_all_padding_row_still_gets_width_one():
 def test_bad_settings_are_refused(max_rows, ratio):
     with pytest.raises(ValueError):
         plan_micro_batches(mask_of([3], 3), max_rows=max_rows, max_pad_ratio=ratio)
+
+
+def test_mini_batches_partition_the_rows():
+    for ppo_epoch in range(2):
+        chunks = [mini_batch_rows(20, ppo_epoch * 3 + k, num_mini_batches=3, step=0) for k in range(3)]
+        rows = torch.cat(chunks)
+        assert sorted(rows.tolist()) == list(range(20))
+    first = torch.cat([mini_batch_rows(20, k, 3, step=0) for k in range(3)])
+    second = torch.cat([mini_batch_rows(20, 3 + k, 3, step=0) for k in range(3)])
+    assert not torch.equal(first, second)  # reshuffled every PPO epoch
+    assert not torch.equal(first, torch.cat([mini_batch_rows(20, k, 3, step=1) for k in range(3)]))  # and step
+    assert torch.equal(mini_batch_rows(5, 4, num_mini_batches=1, step=9), torch.arange(5))  # one: every row, in order

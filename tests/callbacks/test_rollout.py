@@ -16,6 +16,7 @@ from cipo.callbacks.rollout import RolloutCallback
 from cipo.data.datamodule import PromptDataModule
 from cipo.module import CIPOModule
 from cipo.rollout.engine import SamplingSettings, SyncReport
+from cipo.settings import ModuleSettings, ValidationSettings
 from cipo.tasks.arithmetic import arithmetic_records
 from cipo.verifiers.exact_answer import ExactIntegerVerifier
 from fakes import ScriptedEngine, scripted_engine_factory
@@ -75,12 +76,19 @@ def algorithm(enabled=True, reveal=False, **replay):
     )
 
 
-def run(policy, tokenizer, algo, max_epochs=2, seed=3, **callback_kwargs):
+def make_callback(factory, algo, seed=0, **validation_kwargs) -> RolloutCallback:
+    validation = ValidationSettings(**validation_kwargs)
+    return RolloutCallback(factory, ExactIntegerVerifier(), algo, SAMPLING, validation, seed)
+
+
+def make_module(policy, tokenizer, algo, lr) -> CIPOModule:
+    return CIPOModule(policy, tokenizer, algo, ModuleSettings(), SAMPLING, functools.partial(torch.optim.SGD, lr=lr))
+
+
+def run(policy, tokenizer, algo, max_epochs=2, seed=3, **validation_kwargs):
     factory = scripted_engine_factory(TRAIN + HELDOUT)
-    callback = RolloutCallback(factory, ExactIntegerVerifier(), algo, SAMPLING, seed=seed, **callback_kwargs)
-    module = CIPOModule(
-        policy, tokenizer, algo, optimizer=functools.partial(torch.optim.SGD, lr=1e-3), max_new_tokens=16
-    )
+    callback = make_callback(factory, algo, seed=seed, **validation_kwargs)
+    module = make_module(policy, tokenizer, algo, lr=1e-3)
     datamodule = PromptDataModule(
         lambda: list(TRAIN),
         lambda: list(HELDOUT),
@@ -113,7 +121,7 @@ def policy(tiny_policy):
 
 
 def test_one_round_per_epoch_with_distinct_seeds(policy, built_tokenizer):
-    callback, engine, logger, module = run(policy, built_tokenizer, algorithm(), max_epochs=3, val_every=0)
+    callback, engine, logger, module = run(policy, built_tokenizer, algorithm(), max_epochs=3, every=0)
     main_calls = [call for call in engine.calls if call[1] == 4]  # n = G
     assert len(main_calls) == 3
     assert [call[3] for call in main_calls] == [callback._seed(e) for e in range(3)]
@@ -134,8 +142,8 @@ def test_engine_is_built_once_on_the_trainers_policy(policy, built_tokenizer):
         return scripted_engine_factory(TRAIN + HELDOUT)(model=model, tokenizer=tokenizer)
 
     algo = algorithm()
-    callback = RolloutCallback(factory, ExactIntegerVerifier(), algo, SAMPLING, val_every=0)
-    module = CIPOModule(policy, built_tokenizer, algo, optimizer=functools.partial(torch.optim.SGD, lr=0.0))
+    callback = make_callback(factory, algo, every=0)
+    module = make_module(policy, built_tokenizer, algo, lr=0.0)
     trainer = L.Trainer(
         max_epochs=2,
         logger=False,
@@ -153,7 +161,7 @@ def test_sync_report_is_logged_and_the_engine_sleeps_before_training(policy, bui
     events = []
     monkeypatch.setattr(ScriptedEngine, "sync_weights", lambda self: events.append("sync") or SyncReport(2e-6, 1e-3))
     monkeypatch.setattr(ScriptedEngine, "sleep", lambda self: events.append("sleep"), raising=False)
-    _, _, logger, _ = run(policy, built_tokenizer, algorithm(), max_epochs=2, val_every=0)
+    _, _, logger, _ = run(policy, built_tokenizer, algorithm(), max_epochs=2, every=0)
     assert events == ["sync", "sleep", "sync", "sleep", "sync"]  # train start, then per step: generate, sleep, sync
     diffs = logger.series("rollout/sync_logprob_diff")
     assert sorted(diffs) == [0, 1] and list(diffs.values()) == pytest.approx([2e-6, 2e-6])
@@ -165,11 +173,11 @@ def test_failed_sync_check_stops_the_run_naming_the_knob(policy, built_tokenizer
     reports = [SyncReport(1e-6, 1e-3)] * fail_at + [SyncReport(0.7, 1e-3)]
     monkeypatch.setattr(ScriptedEngine, "sync_weights", lambda self: reports.pop(0))
     with pytest.raises(RuntimeError, match=r"differ by up to 0\.7 > rollout\.sync_tolerance=0\.001"):
-        run(policy, built_tokenizer, algorithm(), max_epochs=3, val_every=0)
+        run(policy, built_tokenizer, algorithm(), max_epochs=3, every=0)
 
 
 def test_validation_schedule(policy, built_tokenizer):
-    callback, engine, logger, _ = run(policy, built_tokenizer, algorithm(), max_epochs=3, val_every=2)
+    callback, engine, logger, _ = run(policy, built_tokenizer, algorithm(), max_epochs=3, every=2)
     accuracy = logger.series("val/accuracy")
     assert sorted(accuracy) == [0, 2, 3]  # initial policy, every 2 steps, and after the last one
     # the alternating script: samples [right, wrong, right, wrong]; the first one (right) is
@@ -184,16 +192,16 @@ def test_validation_schedule(policy, built_tokenizer):
 
 
 def test_validation_off_and_capped(policy, built_tokenizer):
-    _, _, logger, _ = run(policy, built_tokenizer, algorithm(), val_every=0)
+    _, _, logger, _ = run(policy, built_tokenizer, algorithm(), every=0)
     assert not logger.series("val/accuracy")
-    _, engine, _, _ = run(policy, built_tokenizer, algorithm(), val_every=1, val_max_problems=2, val_correction=False)
+    _, engine, _, _ = run(policy, built_tokenizer, algorithm(), every=1, max_problems=2, correction=False)
     heldout = {r.prompt for r in HELDOUT}
     val_calls = [call for call in engine.calls if set(call[0]) <= heldout]
     assert val_calls and all(call[0] == [r.prompt for r in HELDOUT[:2]] for call in val_calls)
 
 
 def test_rollout_metrics_are_logged_per_rl_step(policy, built_tokenizer):
-    _, _, logger, _ = run(policy, built_tokenizer, algorithm(), max_epochs=2, val_every=0)
+    _, _, logger, _ = run(policy, built_tokenizer, algorithm(), max_epochs=2, every=0)
     for key in ("rollout/accuracy", "correction/replay_ratio", "time/rollout_s", "time/train_s", "time/sync_s"):
         assert len(logger.series(key)) == 2, key
     assert set(logger.series("rollout/accuracy").values()) == {0.5}
@@ -201,7 +209,7 @@ def test_rollout_metrics_are_logged_per_rl_step(policy, built_tokenizer):
 
 def test_replay_ratio_follows_retention(policy, built_tokenizer):
     callback, _, logger, _ = run(
-        policy, built_tokenizer, algorithm(initial=0.5, min=0.2, max=0.8), max_epochs=2, val_every=0
+        policy, built_tokenizer, algorithm(initial=0.5, min=0.2, max=0.8), max_epochs=2, every=0
     )
     control = ReplayControl(initial=0.5, min=0.2, max=0.8)
     state = initial_replay_state(control)
@@ -215,22 +223,22 @@ def test_replay_ratio_follows_retention(policy, built_tokenizer):
 
 
 def test_grpo_leaves_the_replay_state_alone(policy, built_tokenizer):
-    callback, engine, _, _ = run(policy, built_tokenizer, algorithm(enabled=False), max_epochs=2, val_every=0)
+    callback, engine, _, _ = run(policy, built_tokenizer, algorithm(enabled=False), max_epochs=2, every=0)
     assert callback.replay == initial_replay_state(ReplayControl())
     assert all(call[1] == 4 for call in engine.calls)  # no correction round
 
 
 def test_reveal_verdict_uses_the_verdict_template(policy, built_tokenizer):
-    _, engine, _, _ = run(policy, built_tokenizer, algorithm(reveal=True), max_epochs=1, val_every=0)
+    _, engine, _, _ = run(policy, built_tokenizer, algorithm(reveal=True), max_epochs=1, every=0)
     correction_prompts = [p for call in engine.calls if call[1] == 2 for p in call[0]]
     assert correction_prompts and all("That answer is " in p for p in correction_prompts)
-    _, engine, _, _ = run(policy, built_tokenizer, algorithm(), max_epochs=1, val_every=0)
+    _, engine, _, _ = run(policy, built_tokenizer, algorithm(), max_epochs=1, every=0)
     correction_prompts = [p for call in engine.calls if call[1] == 2 for p in call[0]]
     assert correction_prompts and not any("That answer is" in p for p in correction_prompts)
 
 
 def test_sample_table(policy, built_tokenizer):
-    _, _, logger, _ = run(policy, built_tokenizer, algorithm(), max_epochs=2, val_every=0)
+    _, _, logger, _ = run(policy, built_tokenizer, algorithm(), max_epochs=2, every=0)
     texts = logger.board.texts
     assert [(tag, step) for tag, _, step in texts] == [("samples/rollouts", 0), ("samples/rollouts", 1)]
     table = texts[0][1].splitlines()
@@ -242,26 +250,26 @@ def test_sample_table(policy, built_tokenizer):
 
 def test_state_dict_round_trip():
     algo = algorithm()
-    callback = RolloutCallback(lambda **_: None, ExactIntegerVerifier(), algo, SAMPLING)
+    callback = make_callback(lambda **_: None, algo)
     callback.replay = ReplayState(ratio=0.42, prev_retention=0.7, low_streak=2)
     state = callback.state_dict()
-    other = RolloutCallback(lambda **_: None, ExactIntegerVerifier(), algo, SAMPLING)
+    other = make_callback(lambda **_: None, algo)
     assert other.replay != callback.replay
     other.load_state_dict(state)
     assert other.replay == callback.replay
 
 
-@pytest.mark.parametrize("kwargs", [dict(val_every=-1), dict(val_samples=0)])
-def test_constructor_validation(kwargs):
-    with pytest.raises(ValueError, match="val_every"):
-        RolloutCallback(lambda **_: None, ExactIntegerVerifier(), algorithm(), SAMPLING, **kwargs)
+@pytest.mark.parametrize("kwargs, key", [(dict(every=-1), "validation.every"), (dict(samples=0), "validation.samples")])
+def test_constructor_validation(kwargs, key):
+    with pytest.raises(ValueError, match=key):
+        make_callback(lambda **_: None, algorithm(), **kwargs)
 
 
 def _validate_as(rank, world_size, built_tokenizer, **callback_kwargs):
     """Run ``_validate`` as one rank of a ``world_size`` job (no process group: no reduction)."""
     from types import SimpleNamespace
 
-    callback = RolloutCallback(lambda **_: None, ExactIntegerVerifier(), algorithm(), SAMPLING, **callback_kwargs)
+    callback = make_callback(lambda **_: None, algorithm(), **callback_kwargs)
     callback.engine = scripted_engine_factory(TRAIN + HELDOUT)(model=None, tokenizer=built_tokenizer)
     logger = MemoryLogger()
     datamodule = SimpleNamespace(heldout_records=HELDOUT, correction_template="{problem}{attempt}\nCheck:\nA:")
@@ -272,7 +280,7 @@ def _validate_as(rank, world_size, built_tokenizer, **callback_kwargs):
 
 def test_validation_shards_heldout_problems_by_rank(built_tokenizer):
     for rank in (0, 1):
-        callback, _ = _validate_as(rank, 2, built_tokenizer, val_correction=False)
+        callback, _ = _validate_as(rank, 2, built_tokenizer, correction=False)
         (call,) = callback.engine.calls
         assert call[0] == [r.prompt for r in HELDOUT[rank::2]]
     callback, logger = _validate_as(0, 1, built_tokenizer)
@@ -282,7 +290,7 @@ def test_validation_shards_heldout_problems_by_rank(built_tokenizer):
 
 
 def test_validation_ks_are_configurable_and_checked(built_tokenizer):
-    _, logger = _validate_as(0, 1, built_tokenizer, val_ks=[1, 3])
+    _, logger = _validate_as(0, 1, built_tokenizer, ks=[1, 3])
     assert {key for key in logger.points[0][1] if key.startswith("val/pass@")} == {"val/pass@1", "val/pass@3"}
     with pytest.raises(ValueError, match=r"validation\.ks=\[1, 8\]: every k must be <= validation\.samples=4"):
-        RolloutCallback(lambda **_: None, ExactIntegerVerifier(), algorithm(), SAMPLING, val_ks=[1, 8])
+        make_callback(lambda **_: None, algorithm(), ks=[1, 8])

@@ -51,8 +51,15 @@ def algo(name="cipo", **correction) -> AlgorithmConfig:
 
 
 def run(tokenizer, algorithm, replay_ratio=0.5, template=TEMPLATE, revision_rule=revision_even_right, seed=5):
+    """(the round's RolloutBatch, the engine)"""
+    result, engine = run_round(tokenizer, algorithm, replay_ratio, template, revision_rule, seed)
+    return result.batch, engine
+
+
+def run_round(tokenizer, algorithm, replay_ratio=0.5, template=TEMPLATE, revision_rule=revision_even_right, seed=5):
+    """(the RoundResult, the engine)"""
     engine = ScriptedEngine(tokenizer, make_script(revision_rule))
-    batch = collect_round(
+    result = collect_round(
         engine,
         tokenizer,
         ExactIntegerVerifier(),
@@ -64,7 +71,7 @@ def run(tokenizer, algorithm, replay_ratio=0.5, template=TEMPLATE, revision_rule
         seed=seed,
         step=3,
     )
-    return batch, engine
+    return result, engine
 
 
 def decode_rows(tokenizer, batch):
@@ -95,14 +102,15 @@ def test_main_rows_first_and_advantages(built_tokenizer):
 
 
 def test_grpo_has_no_correction_rows(built_tokenizer):
-    batch, engine = run(built_tokenizer, algo("grpo"))
+    result, engine = run_round(built_tokenizer, algo("grpo"))
+    batch, metrics = result.batch, result.counts.metrics()
     assert len(batch) == len(RECORDS) * G
     assert not batch.is_correction.any()
     assert len(engine.calls) == 1
-    assert batch.metrics["correction/num_anchors"] == 0.0
-    assert "correction/fix_rate" not in batch.metrics
+    assert metrics["correction/num_anchors"] == 0.0
+    assert "correction/fix_rate" not in metrics
     # samples fall back to first attempts
-    assert batch.samples and set(batch.samples[0]) == {"prompt", "attempt", "attempt_verdict"}
+    assert result.samples and set(result.samples[0]) == {"prompt", "attempt", "attempt_verdict"}
 
 
 def test_num_anchors_zero_is_grpo_too(built_tokenizer):
@@ -128,7 +136,8 @@ def _expected_correction_prompts(template, rows):
 
 def test_anchors_come_from_the_band_and_prompts_use_the_template(built_tokenizer):
     for seed in range(6):
-        batch, engine = run(built_tokenizer, algo(num_anchors=4), seed=seed)
+        result, engine = run_round(built_tokenizer, algo(num_anchors=4), seed=seed)
+        batch = result.batch
         prompts = _anchor_prompts(engine)
         assert len(prompts) == 4
         band_rows = [0, 1, 2, 3, 12, 13, 14, 15]  # prompts 0 and 3: acc 0.25 and 0.5
@@ -138,7 +147,7 @@ def test_anchors_come_from_the_band_and_prompts_use_the_template(built_tokenizer
         verdicts = [p.split("Ans:")[-1].split("\n")[0] for p in prompts]
         right = sum(problem_of(p, RECORDS).reference == v for p, v in zip(prompts, verdicts))
         assert right == 2
-        assert batch.metrics["correction/frac_anchors_in_band"] == 1.0
+        assert result.counts.metrics()["correction/frac_anchors_in_band"] == 1.0
         # correction rows: the correction prompt + the revision, M per anchor, anchor order
         rows = decode_rows(built_tokenizer, batch)[len(RECORDS) * G :]
         for k, prompt in enumerate(prompts):
@@ -158,9 +167,10 @@ def test_uniform_anchors_may_leave_the_band(built_tokenizer):
 
 @pytest.mark.parametrize("replay_ratio, right_expected", [(0.0, 0), (1.0, 2)])
 def test_replay_ratio_extremes(built_tokenizer, replay_ratio, right_expected):
-    batch, engine = run(built_tokenizer, algo(), replay_ratio=replay_ratio)
-    assert batch.metrics["correction/num_correct_anchors"] == right_expected
-    assert batch.metrics["correction/num_failed_anchors"] == 2 - right_expected
+    result, engine = run_round(built_tokenizer, algo(), replay_ratio=replay_ratio)
+    metrics = result.counts.metrics()
+    assert metrics["correction/num_correct_anchors"] == right_expected
+    assert metrics["correction/num_failed_anchors"] == 2 - right_expected
 
 
 def _shaped_expectation(prompts, penalty, method="grpo"):
@@ -179,13 +189,14 @@ def _shaped_expectation(prompts, penalty, method="grpo"):
 @pytest.mark.parametrize("method", ["grpo", "dr_grpo", "rloo"])
 def test_correction_advantages_are_group_advantages_of_shaped_rewards(built_tokenizer, penalty, method):
     algorithm = dataclasses.replace(algo(num_anchors=4, penalty=penalty), advantage=method)
-    batch, engine = run(built_tokenizer, algorithm)
+    result, engine = run_round(built_tokenizer, algorithm)
+    batch = result.batch
     prompts = _anchor_prompts(engine)
     expected, s_a = _shaped_expectation(prompts, penalty, method)
     torch.testing.assert_close(batch.advantages[len(RECORDS) * G :], expected)
     s_c = torch.tensor([1.0, 0.0] * 4)
     shaped = s_c - penalty * s_a * (1 - s_c)
-    assert batch.metrics["correction/reward_mean"] == pytest.approx(float(shaped.mean()))
+    assert result.counts.metrics()["correction/reward_mean"] == pytest.approx(float(shaped.mean()))
 
 
 def test_risk_averse_shaping_scales_broken_right_answers(built_tokenizer):
@@ -280,8 +291,8 @@ def test_feedback_goes_into_the_prompt_only_when_the_template_asks(built_tokeniz
 
 
 def test_metrics(built_tokenizer):
-    batch, engine = run(built_tokenizer, algo(num_anchors=4), replay_ratio=0.5)
-    m = batch.metrics
+    result, engine = run_round(built_tokenizer, algo(num_anchors=4), replay_ratio=0.5)
+    batch, m = result.batch, result.counts.metrics()
     for key in (
         "rollout/reward_mean",
         "rollout/accuracy",
@@ -317,8 +328,8 @@ def test_metrics(built_tokenizer):
     assert m["rollout/completion_len_mean"] == pytest.approx(sum(lengths) / len(lengths) + 1)  # + EOS
     generated = batch.loss_mask.sum().item()
     assert m["rollout/generated_tokens"] == generated
-    assert len(batch.samples) == 4
-    assert set(batch.samples[0]) == {"prompt", "attempt", "attempt_verdict", "correction", "correction_verdict"}
+    assert len(result.samples) == 4
+    assert set(result.samples[0]) == {"prompt", "attempt", "attempt_verdict", "correction", "correction_verdict"}
 
 
 class SkippingVerifier(ExactIntegerVerifier):
@@ -345,7 +356,7 @@ def test_skipped_group_is_dropped_from_the_loss(built_tokenizer, status):
         return answer("2", j % 2 == 0)
 
     engine = ScriptedEngine(built_tokenizer, script)
-    batch = collect_round(
+    result = collect_round(
         engine,
         built_tokenizer,
         SkippingVerifier(status),
@@ -357,9 +368,10 @@ def test_skipped_group_is_dropped_from_the_loss(built_tokenizer, status):
         seed=0,
         step=0,
     )
+    batch = result.batch
     bad_rows = slice(G, 2 * G)
     assert batch.loss_mask[bad_rows].sum() == 0
     assert (batch.advantages[bad_rows] == 0).all()
-    assert batch.metrics[f"verify/status_{status.value}"] == G
+    assert result.counts.metrics()[f"verify/status_{status.value}"] == G
     # no anchor comes from the skipped problem
     assert all(not p.startswith("Q:1+1\nA:") for p in engine.calls[1][0])

@@ -1,4 +1,7 @@
-"""Group-relative advantages for the main and the correction stream (method sheet steps 3, 8).
+"""Group-relative advantages for the main and the correction stream (method sheet steps 3, 7-8).
+
+``group_advantages`` serves both streams; ``correction_advantages`` is the correction stream's
+whole scoring (risk-averse shaping, then group advantages per anchor).
 
 Rewards arrive laid out group by group: rows ``[g * G, (g + 1) * G)`` are the ``G``
 samples of one prompt (main stream) or the ``M`` revisions of one anchor (correction
@@ -31,6 +34,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from cipo.algorithms.correction import shape_correction_rewards
 
 ADVANTAGE_METHODS: tuple[str, ...] = ("grpo", "dr_grpo", "rloo")
 STD_SCOPES: tuple[str, ...] = ("group", "batch")
@@ -136,3 +141,34 @@ def group_outcome_fractions(success: Tensor, group_size: int) -> dict[str, float
         "frac_all_wrong": all_wrong / num_groups,
         "frac_mixed": (num_groups - all_correct - all_wrong) / num_groups,
     }
+
+
+def correction_advantages(
+    anchor_success: Tensor,
+    revision_success: Tensor,
+    valid: Tensor,
+    samples_per_anchor: int,
+    penalty: float,
+    method: str = "grpo",
+    std_scope: str = "batch",
+) -> tuple[Tensor, Tensor]:
+    """Rewards and advantages of the correction stream (method sheet steps 7-8).
+
+    Rewards are risk-averse shaped (``correction.shape_correction_rewards``: breaking a right
+    anchor costs ``penalty``), then group-relative within each anchor's ``M`` revisions
+    (``group_advantages`` with ``std_scope``; see the module docstring for why ``batch`` is the
+    correction stream's default). The correction stream is normalised on its own, never pooled
+    with the main stream's groups.
+
+    Args:
+        anchor_success: (K*M,) bool, each revision's anchor's success (repeated M times).
+        revision_success: (K*M,) bool, each revision's success.
+        valid: (K*M,) bool, revisions that may be trained on (their advantage is set to 0 otherwise).
+        samples_per_anchor: M.
+        penalty: lambda >= 0.
+
+    Returns:
+        rewards: (K*M,) float32 shaped rewards; advantages: (K*M,).
+    """
+    rewards = shape_correction_rewards(anchor_success.float(), revision_success.float(), penalty)
+    return rewards, group_advantages(rewards, samples_per_anchor, method, std_scope=std_scope) * valid

@@ -7,13 +7,13 @@ dict) into these objects; an unknown key anywhere, a wrong type or an out-of-ran
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, get_args, get_type_hints
+from typing import Any
 
 from cipo.algorithms.advantages import ADVANTAGE_METHODS, STD_SCOPES
-from cipo.algorithms.losses import KL_ESTIMATORS, LOSS_AGG_MODES
+from cipo.algorithms.losses import KL_ESTIMATORS, LOSS_AGG_MODES, check_clip_range
 from cipo.algorithms.replay import ReplayControl
+from cipo.schema import build_dataclass
 
 CORRECTION_OBJECTIVES = ("rl", "sft")
 
@@ -87,8 +87,11 @@ class AlgorithmConfig:
             f"{key}.advantage",
             f"must be one of {ADVANTAGE_METHODS}, got {self.advantage!r}",
         )
-        _check(0 <= self.clip_low < 1, f"{key}.clip_low", f"must be in [0, 1), got {self.clip_low}")
-        _check(self.clip_high >= 0, f"{key}.clip_high", f"must be >= 0, got {self.clip_high}")
+        try:
+            check_clip_range(self.clip_low, self.clip_high)
+        except ValueError as error:  # "clip_low must be ..." -> "algorithm.clip_low: must be ..."
+            name, _, message = str(error).partition(" ")
+            raise ValueError(f"{key}.{name}: {message}") from None
         _check(
             self.loss_agg in LOSS_AGG_MODES,
             f"{key}.loss_agg",
@@ -117,45 +120,3 @@ class AlgorithmConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AlgorithmConfig:
         return build_dataclass(cls, data, "algorithm")
-
-
-def build_dataclass(cls: type, data: Any, key: str) -> Any:
-    """Strictly build dataclass ``cls`` from a nested dict: unknown keys and bad types fail."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{key}: expected a mapping, got {type(data).__name__}")
-    hints = get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"{key}: unknown key(s) {unknown}; known keys: {sorted(known)}")
-    values = {}
-    for name, value in data.items():
-        expected = hints[name]
-        if dataclasses.is_dataclass(expected):
-            values[name] = build_dataclass(expected, value, f"{key}.{name}")
-        else:
-            values[name] = _coerce(value, expected, f"{key}.{name}")
-    try:
-        return cls(**values)
-    except ValueError as error:
-        message = str(error)
-        raise ValueError(message if message.startswith(key) else f"{key}: {message}") from None
-
-
-def _coerce(value: Any, expected: Any, key: str) -> Any:
-    options = get_args(expected)
-    if type(None) in options:  # `X | None`: null, or a valid X
-        inner = [option for option in options if option is not type(None)]
-        return None if value is None or len(inner) != 1 else _coerce(value, inner[0], key)
-    if expected is bool:
-        _check(isinstance(value, bool), key, f"expected true/false, got {value!r}")
-    elif expected is int:
-        _check(isinstance(value, int) and not isinstance(value, bool), key, f"expected an integer, got {value!r}")
-    elif expected is float:
-        _check(
-            isinstance(value, (int, float)) and not isinstance(value, bool), key, f"expected a number, got {value!r}"
-        )
-        return float(value)
-    elif expected is str:
-        _check(isinstance(value, str), key, f"expected a string, got {value!r}")
-    return value

@@ -8,7 +8,7 @@ with fields {problem}, {attempt}, for the reveal-verdict ablation only {verdict}
 optionally {feedback} (the verifier's feedback on the anchor, e.g. a failing test's output).
 Step 7, risk-averse shaping (``shape_correction_rewards``):
     r_c = s_c - lambda * s_a * (1 - s_c)
-Correction ability (``correction_outcomes``): fix rate, retention, break rate.
+Correction ability (``CorrectionCounts``): fix rate, retention, break rate, from outcome counts.
 Step 10, the adaptive replay ratio that feeds ``select_anchors``, lives in ``replay.py``.
 
 Our choices (the paper's text was unavailable; see /work/shared/cipo-method.md):
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import string
+from dataclasses import astuple, dataclass
 
 import torch
 from torch import Tensor
@@ -84,7 +85,8 @@ def select_anchors(
     Returns:
         indices: (K',) long, K' <= K, rollout rows in ascending order.
         metrics: ``num_anchors``, ``num_correct_anchors``, ``num_failed_anchors``,
-        ``band_occupancy`` (share of groups in band), ``frac_anchors_in_band``.
+        ``band_occupancy`` (share of groups in band), ``frac_anchors_in_band``, and the counts
+        behind the two shares, ``num_anchors_in_band`` and ``num_groups_in_band``.
     """
     if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
         raise ValueError(f"group_size must be an int >= 1, got {group_size!r}")
@@ -133,6 +135,8 @@ def select_anchors(
         "num_failed_anchors": float(k - s[chosen].sum().item()),
         "band_occupancy": float(band.double().mean().item()) if num_groups else 0.0,
         "frac_anchors_in_band": float(in_band[chosen].double().mean().item()) if k else 0.0,
+        "num_anchors_in_band": float(in_band[chosen].sum().item()),
+        "num_groups_in_band": float(band.sum().item()),
     }
     return chosen, metrics
 
@@ -235,26 +239,59 @@ def shape_correction_rewards(anchor_success: Tensor, correction_success: Tensor,
     return s_c - penalty * s_a * (1.0 - s_c)
 
 
-def correction_outcomes(anchor_success: Tensor, correction_success: Tensor) -> dict[str, float | None]:
-    """Correction ability over (K*M,) paired anchor / revision successes.
+@dataclass(frozen=True)
+class CorrectionCounts:
+    """Outcomes of (attempt, revision) pairs: the one home of fix rate, retention and break rate.
 
-    Returns counts ``num_from_wrong``, ``num_from_right``, ``num_fixed``, ``num_kept``,
-    ``num_broken`` and rates ``fix_rate`` (wrong -> right), ``retention`` (right -> right),
-    ``break_rate`` (right -> wrong), ``accuracy_delta`` (revision minus anchor accuracy);
-    a rate is None when its denominator is 0.
+    fixed: wrong -> right, unfixed: wrong -> wrong, kept: right -> right, broken: right -> wrong.
+    Counts add up across steps, shards and ranks (``+``); rates are derived from the sums, never
+    averaged. Used for the training rollouts (``correction/*``), validation (``val/*``) and cipo-eval.
     """
-    s_a, s_c = _paired(anchor_success, correction_success)
-    from_wrong, from_right = int((~s_a).sum()), int(s_a.sum())
-    fixed, kept = int((~s_a & s_c).sum()), int((s_a & s_c).sum())
-    n = s_a.numel()
-    return {
-        "num_from_wrong": float(from_wrong),
-        "num_from_right": float(from_right),
-        "num_fixed": float(fixed),
-        "num_kept": float(kept),
-        "num_broken": float(from_right - kept),
-        "fix_rate": fixed / from_wrong if from_wrong else None,
-        "retention": kept / from_right if from_right else None,
-        "break_rate": (from_right - kept) / from_right if from_right else None,
-        "accuracy_delta": (int(s_c.sum()) - from_right) / n if n else None,
-    }
+
+    fixed: float = 0.0
+    unfixed: float = 0.0
+    kept: float = 0.0
+    broken: float = 0.0
+
+    @classmethod
+    def of(cls, anchor_success: Tensor, correction_success: Tensor) -> CorrectionCounts:
+        """Counts over (K*M,) paired anchor / revision successes (bool or 0/1)."""
+        s_a, s_c = _paired(anchor_success, correction_success)
+        return cls(
+            fixed=float((~s_a & s_c).sum()),
+            unfixed=float((~s_a & ~s_c).sum()),
+            kept=float((s_a & s_c).sum()),
+            broken=float((s_a & ~s_c).sum()),
+        )
+
+    def __add__(self, other: CorrectionCounts) -> CorrectionCounts:
+        return CorrectionCounts(*(a + b for a, b in zip(astuple(self), astuple(other))))
+
+    @property
+    def from_wrong(self) -> float:
+        return self.fixed + self.unfixed
+
+    @property
+    def from_right(self) -> float:
+        return self.kept + self.broken
+
+    @property
+    def total(self) -> float:
+        return self.from_wrong + self.from_right
+
+    def rates(self) -> dict[str, float]:
+        """``fix_rate`` (per wrong attempt), ``retention`` and ``break_rate`` (per right attempt),
+        ``acc1`` / ``acc2`` (accuracy of the attempts / of the revisions) and ``delta`` = (fixed -
+        broken) / total (= acc2 - acc1, computed exactly from the counts). A rate whose denominator
+        is 0 is absent: "no wrong attempt to fix" is not "fixed none"."""
+        rates: dict[str, float] = {}
+        if self.from_wrong:
+            rates["fix_rate"] = self.fixed / self.from_wrong
+        if self.from_right:
+            rates["retention"] = self.kept / self.from_right
+            rates["break_rate"] = self.broken / self.from_right
+        if self.total:
+            rates["acc1"] = self.from_right / self.total
+            rates["acc2"] = (self.fixed + self.kept) / self.total
+            rates["delta"] = (self.fixed - self.broken) / self.total
+        return rates

@@ -52,6 +52,16 @@ def _masked_mean(values: Tensor, mask: Tensor, count: float) -> float:
     return float((torch.where(mask, values, torch.zeros_like(values)).sum() / count).item())
 
 
+def check_clip_range(clip_low: float, clip_high: float) -> None:
+    """The one definition of a valid clip range (``AlgorithmConfig`` checks its keys with it):
+    the ratio is clipped to [1 - clip_low, 1 + clip_high], so clip_low in [0, 1] (1: no lower
+    clip, as a ratio is never negative) and clip_high >= 0."""
+    if not 0.0 <= clip_low <= 1.0:
+        raise ValueError(f"clip_low must be in [0, 1], got {clip_low!r}")
+    if clip_high < 0.0:
+        raise ValueError(f"clip_high must be >= 0, got {clip_high!r}")
+
+
 def clipped_surrogate(
     logprobs: Tensor,
     old_logprobs: Tensor,
@@ -88,10 +98,7 @@ def clipped_surrogate(
         advantages = advantages.unsqueeze(1).expand_as(logprobs)
     else:
         _check_same_shape("logprobs", logprobs, advantages=advantages)
-    if not 0.0 <= clip_low <= 1.0:
-        raise ValueError(f"clip_low must be in [0, 1], got {clip_low!r}")
-    if clip_high < 0.0:
-        raise ValueError(f"clip_high must be >= 0, got {clip_high!r}")
+    check_clip_range(clip_low, clip_high)
 
     m = mask.bool()
     adv = advantages.detach().to(logprobs.dtype)

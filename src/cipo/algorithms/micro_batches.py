@@ -1,4 +1,9 @@
-"""How one mini-batch is cut into micro-batches for the forward/backward passes.
+"""How one RL step's batch is cut into mini-batches (optimizer steps) and micro-batches (forwards).
+
+``mini_batch_rows``: with ``num_mini_batches`` > 1 each PPO epoch reshuffles the rows (a seeded
+permutation per RL step and epoch) and mini-batch ``u`` takes chunk ``u % num_mini_batches``.
+
+``plan_micro_batches``: how one mini-batch is cut into micro-batches for the forward/backward passes.
 
 Only memory and speed depend on this plan, never the gradient: every row's loss terms are
 normalised by the whole mini-batch's denominators (``losses.loss_denominator``), so any split gives
@@ -53,3 +58,17 @@ def plan_micro_batches(
         plan.append((order[start:stop], max(lengths[start], 1)))
         start = stop
     return plan
+
+
+def mini_batch_rows(num_rows: int, update: int, num_mini_batches: int, step: int) -> torch.Tensor:
+    """(rows,) long: the rows of optimizer update ``update`` (0-based) of RL step ``step``.
+
+    Update ``u`` is mini-batch ``u % num_mini_batches`` of PPO epoch ``u // num_mini_batches``;
+    the row order is reshuffled every PPO epoch (seeded by step and epoch, so a resumed run
+    draws the same mini-batches).
+    """
+    if num_mini_batches == 1:
+        return torch.arange(num_rows)
+    generator = torch.Generator().manual_seed(step * 1000 + update // num_mini_batches)
+    order = torch.randperm(num_rows, generator=generator)
+    return order.chunk(num_mini_batches)[update % num_mini_batches]

@@ -1,10 +1,12 @@
 """RolloutCallback: generation, verification and correction episodes around every RL step.
 
     on_train_start        sync the engine and check it, validate the initial policy (val/* at 0)
-    on_train_epoch_start  prompts -> collect_round -> pl_module.rollout_batch; log rollout/*;
+    on_train_epoch_start  prompts -> collect_round -> pl_module.rollout_batch; the round's counts
+                          (merged over ranks) -> log rollout/*;
                           let the engine sleep (free GPU memory) while the trainer runs
     on_train_epoch_end    hand weights to the engine and check the sync, update the replay
-                          ratio, validate every ``val_every`` epochs (and after the last one)
+                          ratio from the counts' retention, validate every ``validation.every``
+                          epochs (and after the last one)
 
 The sync check: an engine with its own copy of the weights returns a ``SyncReport`` (max
 per-token logprob difference between engine and trainer on a fixed probe); it is logged as
@@ -16,9 +18,9 @@ step (not through Lightning's epoch-end logging), so they are on disk before the
 checkpoint is written and an exact resume can cut the logs at that checkpoint.
 
 Several processes: each rank collects its contiguous share of the step's prompts and anchors
-with its own seeds; the per-rank metrics are merged from sums and counts
-(``rollout/rank_metrics.py``), so the logged values and the retention that drives the replay
-controller are the whole step's, identical on every rank.
+with its own seeds; the per-rank ``RoundCounts`` are summed (``rollout/round_counts.py``), so the
+logged values and the retention that drives the replay controller are the whole step's,
+identical on every rank.
 """
 
 from __future__ import annotations
@@ -40,11 +42,13 @@ from cipo.rollout.collect import collect_round
 from cipo.rollout.engine import RolloutEngine, SamplingSettings, SyncReport
 from cipo.rollout.evaluate import evaluate_records
 from cipo.rollout.health import sample_warnings
-from cipo.rollout.rank_metrics import merge_rank_metrics
+from cipo.rollout.round_counts import RoundCounts
+from cipo.settings import ValidationSettings
 from cipo.verifiers import Verifier
 
 EngineFactory = Callable[..., RolloutEngine]
 log = logging.getLogger(__name__)
+SAMPLES_LOGGED = 4  # rows of the step's sample table in TensorBoard
 
 
 class RolloutCallback(L.Callback):
@@ -54,25 +58,14 @@ class RolloutCallback(L.Callback):
         verifier: Verifier,
         algorithm: AlgorithmConfig,
         sampling: SamplingSettings,
-        seed: int = 0,
-        val_every: int = 10,
-        val_samples: int = 4,
-        val_max_problems: int | None = None,
-        val_correction: bool = True,
-        num_samples_logged: int = 4,
-        val_ks: list[int] | None = None,
+        validation: ValidationSettings,
+        seed: int,
     ) -> None:
-        if val_every < 0 or val_samples < 1:
-            raise ValueError(f"need val_every >= 0 and val_samples >= 1, got {val_every}, {val_samples}")
         self.engine_factory, self.engine = engine, None
         self.verifier, self.algorithm, self.sampling = verifier, algorithm, sampling
-        self.seed, self.val_every, self.val_samples = seed, val_every, val_samples
-        self.val_max_problems, self.val_correction = val_max_problems, val_correction
-        self.val_ks = list(val_ks) if val_ks else None
-        if self.val_ks and max(self.val_ks) > val_samples:
-            raise ValueError(f"validation.ks={self.val_ks}: every k must be <= validation.samples={val_samples}")
-        self.num_samples_logged = num_samples_logged
+        self.validation, self.seed = validation, seed
         self.replay = initial_replay_state(algorithm.correction.replay)
+        self.round_counts: RoundCounts | None = None  # this step's (all ranks), from epoch start to end
         self.last_validation: dict[str, float] = {}
         self._epoch_started = 0.0
         self.rank, self.world_size, self.rank_algorithm = 0, 1, algorithm
@@ -94,7 +87,7 @@ class RolloutCallback(L.Callback):
         # After a checkpoint restore the trainer's weights are not the ones the engine started
         # from; checked (a failure is logged and stops the run) but not logged when it passes.
         self._sync(trainer)
-        if self.val_every and trainer.current_epoch == 0:
+        if self.validation.every and trainer.current_epoch == 0:
             self._validate(trainer, pl_module, completed_steps=0)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -106,7 +99,7 @@ class RolloutCallback(L.Callback):
         # Every rank draws the whole step's prompts (the sampler stays identical everywhere) and
         # keeps its own contiguous share: whole groups, so advantages never need another rank.
         prompts = shard(datamodule.next_prompts(), self.rank, self.world_size)
-        batch = collect_round(
+        result = collect_round(
             self.engine,
             pl_module.tokenizer,
             self.verifier,
@@ -117,47 +110,45 @@ class RolloutCallback(L.Callback):
             self.replay.ratio,
             seed=self._seed(trainer.current_epoch),
             step=trainer.current_epoch,
-            num_samples_logged=self.num_samples_logged,
+            num_samples_logged=SAMPLES_LOGGED,
         )
-        pl_module.rollout_batch = batch
-        batch.metrics["time/rollout_s"] = time.perf_counter() - self._epoch_started
-        if self.world_size > 1:  # the step's metrics (and retention, for the replay controller)
-            group = self.rank_algorithm.group_size
-            batch.metrics = merge_rank_metrics(gather_objects(batch.metrics), len(prompts) * group)
-        batch.metrics["correction/replay_ratio"] = self.replay.ratio
-        self._warn_once(trainer, batch.metrics, len(prompts) * self.world_size * self.rank_algorithm.group_size)
+        pl_module.rollout_batch = result.batch
+        counts = dataclasses.replace(result.counts, rollout_s=time.perf_counter() - self._epoch_started)
+        # The step's counts (every rank's shard summed): the logged values and the retention that
+        # drives the replay controller are the whole step's, identical on every rank.
+        self.round_counts = RoundCounts.merge(gather_objects(counts))
+        metrics = {**self.round_counts.metrics(), "correction/replay_ratio": self.replay.ratio}
+        self._warn_once(trainer, metrics, len(prompts) * self.world_size * self.rank_algorithm.group_size)
         # Straight to the loggers, at x = RL step: on disk before this step's checkpoint is written.
-        self._log_to_loggers(trainer, batch.metrics, step=trainer.current_epoch)
+        self._log_to_loggers(trainer, metrics, step=trainer.current_epoch)
         # Also in callback_metrics (progress bar, train()'s return): already equal on every rank.
-        pl_module.log_dict(batch.metrics, on_step=False, on_epoch=True, logger=False)
-        pl_module.log(
-            "acc", batch.metrics["rollout/accuracy"], on_step=False, on_epoch=True, prog_bar=True, logger=False
-        )
-        self._log_samples(trainer, batch.samples, trainer.current_epoch)
+        pl_module.log_dict(metrics, on_step=False, on_epoch=True, logger=False)
+        pl_module.log("acc", metrics["rollout/accuracy"], on_step=False, on_epoch=True, prog_bar=True, logger=False)
+        self._log_samples(trainer, result.samples, trainer.current_epoch)
         sleep = getattr(self.engine, "sleep", None)
         if sleep is not None:
             sleep()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         train_started = time.perf_counter()
-        batch = pl_module.rollout_batch
+        counts = self.round_counts
         metrics = self._sync(trainer)
-        retention = batch.metrics.get("correction/retention") if batch is not None else None
-        if self.algorithm.correction.enabled:
+        if self.algorithm.correction.enabled:  # the controller reads the step's counts
+            retention = counts.retention if counts is not None else None
             self.replay = update_replay_ratio(self.replay, retention, self.algorithm.correction.replay)
         epoch = trainer.current_epoch
         last = epoch + 1 >= (trainer.max_epochs or 0)
-        if self.val_every and ((epoch + 1) % self.val_every == 0 or last):
+        every = self.validation.every
+        if every and ((epoch + 1) % every == 0 or last):
             self._validate(trainer, pl_module, completed_steps=epoch + 1)
         metrics["time/step_s"] = time.perf_counter() - self._epoch_started
-        metrics["time/train_s"] = (
-            train_started - self._epoch_started - (batch.metrics["time/rollout_s"] if batch else 0)
-        )
+        metrics["time/train_s"] = train_started - self._epoch_started - (counts.rollout_s if counts else 0)
         if self.world_size > 1:
             metrics = {name: max(values) for name, values in _by_name(gather_objects(metrics)).items()}
         self._log_to_loggers(trainer, metrics, step=epoch)
         pl_module.log_dict(metrics, on_step=False, on_epoch=True, logger=False)
         pl_module.rollout_batch = None  # release the tensors; a stale batch must never be reused
+        self.round_counts = None
 
     def state_dict(self) -> dict[str, Any]:
         return {"replay": self.replay.as_dict()}
@@ -211,7 +202,7 @@ class RolloutCallback(L.Callback):
         DDP each rank evaluates every world_size-th problem and the metrics sum across ranks.
         """
         datamodule = trainer.datamodule
-        records = datamodule.heldout_records[: self.val_max_problems]
+        records = datamodule.heldout_records[: self.validation.max_problems]
         if not records:
             return
         started = time.perf_counter()
@@ -220,10 +211,10 @@ class RolloutCallback(L.Callback):
             records,
             self.verifier,
             self.sampling,
-            num_samples=self.val_samples,
+            num_samples=self.validation.samples,
             seed=self.seed * 1_000_003 - 1,  # the same samples' randomness at every validation
-            correction_template=datamodule.correction_template if self.val_correction else None,
-            ks=self.val_ks,
+            correction_template=datamodule.correction_template if self.validation.correction else None,
+            ks=list(self.validation.ks) if self.validation.ks else None,
             rank=trainer.global_rank,
             world_size=trainer.world_size,
             device=pl_module.device,

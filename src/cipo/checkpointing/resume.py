@@ -10,11 +10,25 @@ given next to it (``trainer.max_epochs=200``) apply on top of the saved config.
 ``ckpt_path`` values: ``null`` (start fresh), ``auto`` (the newest checkpoint of this run
 folder if there is one, else start fresh: what a requeued cluster job wants), ``last`` (the
 newest checkpoint of this run folder, which must exist) or a checkpoint file.
+
+A resume, in the order ``cipo-train`` runs it (all of it in this package):
+  1. ``resume_arguments``: ``resume=<run>`` -> the saved config, the same folder, ``ckpt_path=auto``;
+  2. ``resolve_ckpt_path``: which checkpoint file ``trainer.fit`` loads;
+  3. ``continue_logs``: cut the TensorBoard events logged after that checkpoint was written
+     (``event_files.py``; the time stamp is ``run_state.read_logged_until``);
+  4. Lightning restores model, optimizer, loops, callbacks and the prompt sampler; ``RunState``
+     (``run_state.py``) restores every rank's random states before the first resumed step.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+from cipo.checkpointing.event_files import cut_event_files, wait_until_after_newest
+from cipo.checkpointing.run_state import read_logged_until
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_FOLDER = "checkpoints"
 LAST_NAME = "last.ckpt"
@@ -86,3 +100,17 @@ def resume_arguments(argv: list[str]) -> list[str]:
     if not any(arg.startswith("ckpt_path=") for arg in rest):
         arguments.append("ckpt_path=auto")
     return arguments
+
+
+def continue_logs(loggers, ckpt_path: str | None, fresh_start: bool) -> None:
+    """Remove points a resumed run will log again (those after its checkpoint was written)."""
+    until = read_logged_until(ckpt_path) if ckpt_path else (float("-inf") if fresh_start else None)
+    if until is None:
+        return
+    for logger in loggers:
+        folder = getattr(logger, "log_dir", None)
+        if folder and Path(folder).is_dir():
+            removed = cut_event_files(folder, until)["dropped"]
+            if removed:
+                log.info("removed %d logged points from after the checkpoint in %s", removed, folder)
+            wait_until_after_newest(folder)  # the new event file must sort after the ones it continues

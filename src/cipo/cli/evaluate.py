@@ -26,11 +26,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from cipo.cli import CONFIG_DIR
 from cipo.cli.eval_config import RUN_SECTIONS, apply_run_sections, policy_source, read_run_config
-from cipo.cli.train import check_task_fits_model, sampling_settings
+from cipo.data.context_fit import check_task_fits_model
 from cipo.metrics import default_ks
 from cipo.models.checkpoint import load_policy_weights
 from cipo.models.load import load_policy
 from cipo.rollout.evaluate import ATTEMPT_SOURCES, ProblemResult, generate_results, summarize
+from cipo.settings import sampling_settings
 
 log = logging.getLogger(__name__)
 SPLITS = ("heldout", "train")

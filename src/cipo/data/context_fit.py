@@ -6,6 +6,9 @@ template`` positions when corrections are on (``p + max_new_tokens`` without). A
 that would crash generation (or silently wrap positions) mid-run; dropping it at start, with a
 warning that says how many and which, keeps a few outliers in a large data set from costing the
 run. If nothing fits, that is a setting to change, and the error names it.
+
+``check_task_fits_model`` runs both checks a command makes before any work: the tokenizer must
+round-trip the task's prompts (else the model cannot read the task), and the prompts must fit.
 """
 
 from __future__ import annotations
@@ -53,3 +56,26 @@ def drop_overlong_prompts(tokenizer, limit: int | None, datamodule, max_new_toke
         sorted(too_long, key=str)[:5],
     )
     return dropped_train + dropped_heldout
+
+
+def check_task_fits_model(tokenizer, model, datamodule, max_new_tokens: int, corrections: bool = True) -> None:
+    """Fail before any work when the model cannot read the task's prompts; drop (and report)
+    the prompts too long for its context (all of them: an error naming rollout.max_new_tokens)."""
+    records = datamodule.train_records[:64] + datamodule.heldout_records[:16]
+    unk = tokenizer.unk_token_id
+    for record in records:
+        ids = tokenizer(record.prompt, add_special_tokens=False)["input_ids"]
+        decoded = tokenizer.decode(ids)
+        lost = (unk is not None and unk in ids) or decoded != record.prompt
+        if lost:
+            # show where the text is lost (a long chat prompt can differ only deep inside)
+            at = next((i for i, (a, b) in enumerate(zip(record.prompt, decoded)) if a != b), 0)
+            window = slice(max(0, at - 20), at + 20)
+            raise ValueError(
+                f"model.path's tokenizer does not round-trip data prompt {record.id!r} at character {at} "
+                f"({record.prompt[window]!r} -> {decoded[window]!r}): this model cannot read "
+                "this task (data / model mismatch)"
+            )
+    templates = [datamodule.correction_template, datamodule.verdict_template] if corrections else []
+    limit = getattr(model.config, "max_position_embeddings", None)
+    drop_overlong_prompts(tokenizer, limit, datamodule, max_new_tokens, templates)

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 
 from cipo.data.errors import DataError
-from cipo.data.readers import Row
+from cipo.data.rows import Row
 
 NUMERIC_ANSWER = re.compile(r"[-+]?\d+(\.\d+)?")
 

@@ -14,20 +14,13 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from cipo.data.errors import DataError
+from cipo.data.packaged import packaged_rows
+from cipo.data.rows import Row
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".parquet")
-
-
-@dataclass(frozen=True)
-class Row:
-    location: str
-    data: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None  # set when the row itself could not be read
 
 
 def read_rows(
@@ -48,8 +41,6 @@ def read_rows(
             f"or packaged (humaneval, champ); got {chosen or 'none'}"
         )
     if packaged:
-        from cipo.data.packaged import packaged_rows
-
         yield from packaged_rows(packaged)
     elif hub:
         yield from _hub_rows(hub, subset, split)

@@ -35,8 +35,9 @@ from typing import Any
 
 from cipo.data.errors import DataError, RowError
 from cipo.data.leetcode import leetcode_examples
-from cipo.data.readers import Row, read_rows
+from cipo.data.readers import read_rows
 from cipo.data.references import BUILDERS, MISSING, get_field, require, text
+from cipo.data.rows import Row
 from cipo.types import Record
 
 log = logging.getLogger(__name__)

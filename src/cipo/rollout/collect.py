@@ -1,9 +1,16 @@
 """One rollout round of CIPO (method sheet steps 1-8): everything before the gradient.
 
-    B prompts --engine--> B*G attempts --verify--> rewards --> group advantages
-      \\--> anchors (difficulty band, replay share) --> correction prompts
-             --engine--> K*M revisions --verify--> risk-averse shaping --> group advantages
-    --> one RolloutBatch (main rows first, then correction rows)
+    collect_round:
+      main      = generate(B prompts, G each)                          engine
+                  verify(main)                                         verifier
+                  score: group advantages (a group with a skip dropped)  algorithms/advantages.py
+      anchors   = select_anchors(difficulty band, replay share rho)    algorithms/correction.py
+      corrections = generate(correction prompts T(q, anchor), M each)
+                  verify(corrections)
+                  score: correction_advantages (risk-averse shaping,   algorithms/advantages.py
+                         group advantages per anchor) or SFT rows
+      pack      -> RolloutBatch (main rows first, then kept correction rows)
+      -> RoundResult(batch, counts, samples)                           rollout/round_counts.py
 
 With ``algorithm.correction.enabled: false`` this is exactly GRPO's rollout. With
 ``objective: sft`` the successful revisions are kept as supervised targets instead
@@ -12,60 +19,54 @@ With ``algorithm.correction.enabled: false`` this is exactly GRPO's rollout. Wit
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
 import torch
 
-from cipo.algorithms.advantages import frac_zero_std_groups, group_advantages, group_outcome_fractions
+from cipo.algorithms.advantages import correction_advantages, group_advantages
 from cipo.algorithms.config import AlgorithmConfig
-from cipo.algorithms.correction import (
-    build_correction_prompts,
-    correction_outcomes,
-    select_anchors,
-    shape_correction_rewards,
-)
-from cipo.rollout.engine import RolloutEngine, SamplingSettings
+from cipo.algorithms.correction import CorrectionCounts, build_correction_prompts, select_anchors
+from cipo.rollout.engine import RolloutEngine
 from cipo.rollout.packing import pack_sequences
-from cipo.types import Completion, Record, RolloutBatch, VerifierResult, VerifyStatus
+from cipo.rollout.round_counts import RoundCounts, StreamCounts, status_counts
+from cipo.types import Completion, Record, RolloutBatch, SamplingSettings, VerifierResult
 from cipo.verifiers import Verifier
 
 
 @dataclass
+class RoundResult:
+    """What one round hands on: the batch to train on, its counts, a few rows to show."""
+
+    batch: RolloutBatch
+    counts: RoundCounts
+    samples: list[dict[str, str]]
+
+
+@dataclass
 class _Stream:
-    """Flat rows of one stream before packing."""
+    """Flat rows of one stream, group by group (G samples of a prompt / M revisions of an anchor)."""
 
     prompts: list[str] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)
     completions: list[Completion] = field(default_factory=list)
+    results: list[VerifierResult] = field(default_factory=list)
+    rewards: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
     advantages: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
     keep: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.bool))
     sft: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.bool))
 
-
-def _status_metrics(results: list[VerifierResult], prefix: str) -> dict[str, float]:
-    counts = {status.value: 0 for status in VerifyStatus}
-    for result in results:
-        counts[result.status.value] += 1
-    return {f"{prefix}status_{name}": float(count) for name, count in counts.items() if count}
+    @property
+    def success(self) -> torch.Tensor:
+        return torch.tensor([r.success for r in self.results], dtype=torch.bool)
 
 
-def _length_metrics(completions: list[Completion], prefix: str) -> dict[str, float]:
-    lengths = torch.tensor([len(c.token_ids) for c in completions], dtype=torch.float32)
-    if lengths.numel() == 0:
-        return {}
-    return {
-        f"{prefix}completion_len_mean": float(lengths.mean()),
-        f"{prefix}completion_len_min": float(lengths.min()),
-        f"{prefix}completion_len_max": float(lengths.max()),
-        f"{prefix}frac_truncated": sum(not c.finished for c in completions) / len(completions),
-        f"{prefix}num_empty": float(sum(not c.text.strip() for c in completions)),  # no text at all: reward 0
-    }
+class _Clock:
+    """Seconds spent generating and verifying (summed over both streams)."""
 
-
-def _valid_rows(results: list[VerifierResult], group_size: int) -> torch.Tensor:
-    """A group with any skipped row (e.g. unparseable gold) is dropped whole: never reward, never penalty."""
-    skipped = torch.tensor([r.status.is_skip for r in results], dtype=torch.bool)
-    return ~skipped.view(-1, group_size).any(dim=1).repeat_interleave(group_size)
+    def __init__(self) -> None:
+        self.generate_s = self.verify_s = 0.0
 
 
 def collect_round(
@@ -80,123 +81,182 @@ def collect_round(
     seed: int,
     step: int,
     num_samples_logged: int = 4,
-) -> RolloutBatch:
-    """Generate, verify and score one step's main and correction episodes."""
-    group_size, corr = algorithm.group_size, algorithm.correction
-    metrics: dict[str, float] = {}
-    timer = time.perf_counter()
-    groups = engine.generate([r.prompt for r in records], group_size, sampling, seed=seed)
-    generate_s = time.perf_counter() - timer
-    main = _Stream(
-        prompts=[r.prompt for r in records for _ in range(group_size)],
+) -> RoundResult:
+    """Generate, verify and score one step's main and correction episodes, and pack them."""
+    group_size, corr, clock = algorithm.group_size, algorithm.correction, _Clock()
+    main = generate(
+        engine, [r.prompt for r in records], [r.reference for r in records], group_size, sampling, seed, clock
+    )
+    verify_stream(main, verify, group_size, clock)
+    score_main(main, group_size, algorithm.advantage)
+    counts = main_counts(main, group_size)
+
+    correction, samples = _Stream(), []
+    if corr.enabled and corr.num_anchors > 0 and len(records) > 0:
+        anchors, anchor_counts = choose_anchors(main, group_size, algorithm, replay_ratio, seed)
+        prompts = correction_prompts(main, anchors, correction_template)
+        references = [main.references[i] for i in anchors]
+        correction = generate(engine, prompts, references, corr.samples_per_anchor, sampling, seed + 1, clock)
+        verify_stream(correction, verify, corr.samples_per_anchor, clock)
+        anchor_success = main.success[anchors].repeat_interleave(corr.samples_per_anchor)
+        score_corrections(correction, anchor_success, algorithm)
+        counts = correction_counts(counts, anchor_counts, correction, anchor_success)
+        samples = correction_samples(main, anchors, correction, corr.samples_per_anchor, num_samples_logged)
+    samples = samples or main_samples(main, group_size, num_samples_logged)
+
+    batch = pack(tokenizer, main, correction, step)
+    generated = sum(len(c.token_ids) for c in main.completions + correction.completions)
+    counts = dataclasses.replace(
+        counts, generated_tokens=generated, generate_s=clock.generate_s, verify_s=clock.verify_s
+    )
+    return RoundResult(batch=batch, counts=counts, samples=samples)
+
+
+# --- generate -> verify -> score ---------------------------------------------------------
+
+
+def generate(engine, prompts, references, n, sampling, seed, clock: _Clock) -> _Stream:
+    """``n`` samples of each prompt, laid out group by group."""
+    started = time.perf_counter()
+    groups = engine.generate(prompts, n, sampling, seed=seed)
+    clock.generate_s += time.perf_counter() - started
+    return _Stream(
+        prompts=[p for p in prompts for _ in range(n)],
+        references=[r for r in references for _ in range(n)],
         completions=[c for group in groups for c in group],
     )
-    timer = time.perf_counter()
-    results = verify([c.text for c in main.completions], [r.reference for r in records for _ in range(group_size)])
-    verify_s = time.perf_counter() - timer
-    success = torch.tensor([r.success for r in results], dtype=torch.bool)
-    rewards = torch.tensor([r.reward for r in results], dtype=torch.float32)
-    main.keep = _valid_rows(results, group_size)
-    main.advantages = group_advantages(rewards, group_size, algorithm.advantage) * main.keep
+
+
+def verify_stream(stream: _Stream, verify: Verifier, group_size: int, clock: _Clock) -> None:
+    """Verdicts and rewards; ``keep`` drops a whole group with any skipped row (e.g. unparseable
+    gold): never a reward, never a penalty."""
+    started = time.perf_counter()
+    stream.results = verify([c.text for c in stream.completions], stream.references)
+    clock.verify_s += time.perf_counter() - started
+    stream.rewards = torch.tensor([r.reward for r in stream.results], dtype=torch.float32)
+    if not stream.results:
+        stream.keep = torch.zeros(0, dtype=torch.bool)
+        return
+    skipped = torch.tensor([r.status.is_skip for r in stream.results], dtype=torch.bool)
+    stream.keep = ~skipped.view(-1, group_size).any(dim=1).repeat_interleave(group_size)
+
+
+def score_main(main: _Stream, group_size: int, method: str) -> None:
+    main.advantages = group_advantages(main.rewards, group_size, method) * main.keep
     main.sft = torch.zeros_like(main.keep)
-    metrics.update(
-        {
-            "rollout/reward_mean": float(rewards.mean()),
-            "rollout/reward_std": float(rewards.std()) if rewards.numel() > 1 else 0.0,
-            "rollout/accuracy": float(success.float().mean()),
-            "rollout/frac_zero_std": frac_zero_std_groups(rewards, group_size),
-            **{f"rollout/{k}": v for k, v in group_outcome_fractions(success, group_size).items()},
-            **_length_metrics(main.completions, "rollout/"),
-            **_status_metrics(results, "verify/"),
-        }
+
+
+def score_corrections(correction: _Stream, anchor_success: torch.Tensor, algorithm: AlgorithmConfig) -> None:
+    """RL: shaped rewards and per-anchor group advantages. SFT: keep the successful revisions as
+    supervised targets (advantage unused), drop the rest."""
+    corr, revised = algorithm.correction, correction.success
+    correction.rewards, advantages = correction_advantages(
+        anchor_success,
+        revised,
+        correction.keep,
+        corr.samples_per_anchor,
+        corr.penalty,
+        algorithm.advantage,
+        corr.std_scope,
+    )
+    if corr.objective == "sft":
+        correction.keep = correction.keep & revised
+        correction.sft = correction.keep.clone()
+        correction.advantages = torch.zeros(revised.numel())
+    else:
+        correction.sft = torch.zeros_like(correction.keep)
+        correction.advantages = advantages
+
+
+# --- anchors and correction prompts ------------------------------------------------------
+
+
+def choose_anchors(main: _Stream, group_size: int, algorithm: AlgorithmConfig, replay_ratio: float, seed: int):
+    """Rows of ``main`` to revise (an attempt whose gold was unusable never is) and
+    ``select_anchors``'s counts."""
+    corr = algorithm.correction
+    generator = torch.Generator().manual_seed(seed)
+    anchors, anchor_counts = select_anchors(
+        main.success,
+        group_size,
+        corr.num_anchors,
+        replay_ratio,
+        corr.acc_low,
+        corr.acc_high,
+        corr.prefer_band,
+        generator,
+    )
+    return anchors[main.keep[anchors]].tolist(), anchor_counts
+
+
+def correction_prompts(main: _Stream, anchors: list[int], template: str) -> list[str]:
+    """T(q, anchor) per anchor: the problem, the attempt and (if the template asks) the verdict
+    or the verifier's feedback."""
+    success = main.success
+    verdicts = [bool(success[i]) for i in anchors] if "{verdict}" in template else None
+    feedback = [main.results[i].feedback for i in anchors] if "{feedback}" in template else None
+    problems = [main.prompts[i] for i in anchors]
+    attempts = [main.completions[i].text for i in anchors]
+    return build_correction_prompts(problems, attempts, template, verdicts, feedback=feedback)
+
+
+# --- counts and sample rows --------------------------------------------------------------
+
+
+def main_counts(main: _Stream, group_size: int) -> RoundCounts:
+    grouped = main.success.view(-1, group_size)
+    rewards = main.rewards.view(-1, group_size)
+    return RoundCounts(
+        main=StreamCounts.of(main.completions, main.success, main.rewards),
+        groups=grouped.shape[0],
+        zero_std_groups=int((rewards.amax(dim=1) == rewards.amin(dim=1)).sum()),
+        all_correct_groups=int(grouped.all(dim=1).sum()),
+        all_wrong_groups=int((~grouped).all(dim=1).sum()),
+        statuses=status_counts(main.results),
     )
 
-    correction = _Stream()
-    samples: list[dict[str, str]] = []
-    if corr.enabled and corr.num_anchors > 0 and len(records) > 0:
-        generator = torch.Generator().manual_seed(seed)
-        anchors, anchor_metrics = select_anchors(
-            success,
-            group_size,
-            corr.num_anchors,
-            replay_ratio,
-            corr.acc_low,
-            corr.acc_high,
-            corr.prefer_band,
-            generator,
-        )
-        anchors = anchors[main.keep[anchors]]  # never revise an attempt whose gold was unusable
-        metrics.update({f"correction/{k}": float(v) for k, v in anchor_metrics.items()})
-        anchor_list = anchors.tolist()
-        anchor_records = [records[i // group_size] for i in anchor_list]
-        attempts = [main.completions[i].text for i in anchor_list]
-        verdicts = [bool(success[i]) for i in anchor_list] if "{verdict}" in correction_template else None
-        feedback = [results[i].feedback for i in anchor_list] if "{feedback}" in correction_template else None
-        correction_prompts = build_correction_prompts(
-            [r.prompt for r in anchor_records], attempts, correction_template, verdicts, feedback=feedback
-        )
-        timer = time.perf_counter()
-        revision_groups = engine.generate(correction_prompts, corr.samples_per_anchor, sampling, seed=seed + 1)
-        generate_s += time.perf_counter() - timer
-        m = corr.samples_per_anchor
-        correction.prompts = [p for p in correction_prompts for _ in range(m)]
-        correction.completions = [c for group in revision_groups for c in group]
-        timer = time.perf_counter()
-        revision_results = verify(
-            [c.text for c in correction.completions], [r.reference for r in anchor_records for _ in range(m)]
-        )
-        verify_s += time.perf_counter() - timer
-        revised = torch.tensor([r.success for r in revision_results], dtype=torch.bool)
-        anchor_success = success[anchors].repeat_interleave(m)
-        shaped = shape_correction_rewards(anchor_success.float(), revised.float(), corr.penalty)
-        correction.keep = _valid_rows(revision_results, m) if revised.numel() else revised
-        if corr.objective == "sft":
-            correction.keep = correction.keep & revised
-            correction.sft = correction.keep.clone()
-            correction.advantages = torch.zeros(revised.numel())
-        else:
-            correction.sft = torch.zeros_like(correction.keep)
-            correction.advantages = (
-                group_advantages(shaped, m, algorithm.advantage, std_scope=corr.std_scope) * correction.keep
-            )
-        outcomes = correction_outcomes(anchor_success, revised)
-        metrics.update({f"correction/{k}": float(v) for k, v in outcomes.items() if v is not None})
-        if revised.numel():
-            metrics["correction/accuracy"] = float(revised.float().mean())
-            metrics["correction/reward_mean"] = float(shaped.mean())
-            metrics.update(_length_metrics(correction.completions, "correction/"))
-        samples = [
-            {
-                "prompt": anchor_records[k].prompt,
-                "attempt": attempts[k],
-                "attempt_verdict": results[anchor_list[k]].status.value,
-                "correction": correction.completions[k * m].text,
-                "correction_verdict": revision_results[k * m].status.value,
-            }
-            for k in range(min(num_samples_logged, len(anchor_list)))
-        ]
-    metrics["correction/num_anchors"] = metrics.get("correction/num_anchors", 0.0)
-    if not samples:
-        samples = [
-            {"prompt": main.prompts[i], "attempt": main.completions[i].text, "attempt_verdict": results[i].status.value}
-            for i in range(0, min(len(main.prompts), num_samples_logged * group_size), group_size)
-        ]
 
-    batch = _pack(tokenizer, main, correction, step)
-    generated = sum(len(c.token_ids) for c in main.completions + correction.completions)
-    metrics.update(
-        {
-            "time/generate_s": generate_s,
-            "time/verify_s": verify_s,
-            "rollout/generated_tokens": float(generated),
-            "throughput/tokens_per_s": generated / max(generate_s, 1e-9),
-        }
+def correction_counts(counts: RoundCounts, anchor_counts, correction: _Stream, anchor_success) -> RoundCounts:
+    return dataclasses.replace(
+        counts,
+        correction_ran=True,
+        anchors=int(anchor_counts["num_anchors"]),
+        correct_anchors=int(anchor_counts["num_correct_anchors"]),
+        anchors_in_band=int(anchor_counts["num_anchors_in_band"]),
+        groups_in_band=int(anchor_counts["num_groups_in_band"]),
+        revisions=StreamCounts.of(correction.completions, correction.success, correction.rewards),
+        outcomes=CorrectionCounts.of(anchor_success, correction.success),
     )
-    batch.metrics, batch.samples = metrics, samples
-    return batch
 
 
-def _pack(tokenizer, main: _Stream, correction: _Stream, step: int) -> RolloutBatch:
+def correction_samples(main, anchors, correction, m, limit) -> list[dict[str, str]]:
+    return [
+        {
+            "prompt": main.prompts[anchor],
+            "attempt": main.completions[anchor].text,
+            "attempt_verdict": main.results[anchor].status.value,
+            "correction": correction.completions[k * m].text,
+            "correction_verdict": correction.results[k * m].status.value,
+        }
+        for k, anchor in enumerate(anchors[:limit])
+    ]
+
+
+def main_samples(main, group_size, limit) -> list[dict[str, str]]:
+    return [
+        {
+            "prompt": main.prompts[i],
+            "attempt": main.completions[i].text,
+            "attempt_verdict": main.results[i].status.value,
+        }
+        for i in range(0, min(len(main.prompts), limit * group_size), group_size)
+    ]
+
+
+# --- pack --------------------------------------------------------------------------------
+
+
+def pack(tokenizer, main: _Stream, correction: _Stream, step: int) -> RolloutBatch:
     """Main rows then kept correction rows, as one padded RolloutBatch."""
     kept = correction.keep.nonzero().flatten().tolist() if correction.keep.numel() else []
     prompts = main.prompts + [correction.prompts[i] for i in kept]

@@ -1,28 +1,14 @@
-"""The contract every generation backend meets (Hugging Face ``generate``, vLLM)."""
+"""The contract every generation backend meets (Hugging Face ``generate``, vLLM).
+
+``SamplingSettings`` (what to sample) lives in ``cipo.types``; it is imported here for the protocol.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
 
-from cipo.types import Completion
-
-
-@dataclass(frozen=True)
-class SamplingSettings:
-    """What to sample: shared by the train, correction and validation rounds."""
-
-    max_new_tokens: int = 64
-    temperature: float = 1.0
-    top_p: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise ValueError(f"rollout.max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.temperature < 0:
-            raise ValueError(f"rollout.temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"rollout.top_p must be in (0, 1], got {self.top_p}")
+from cipo.types import Completion, SamplingSettings
 
 
 @dataclass(frozen=True)

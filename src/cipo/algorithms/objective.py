@@ -1,0 +1,189 @@
+"""The whole CIPO objective of one micro-batch, as one pure function (method sheet step 9).
+
+    loss = L_pg(main) + alpha * (L_pg(corrections) + NLL(sft rows)) + beta * KL(policy || reference)
+
+Rows of one packed batch belong to one of three streams (``stream_masks``): main-stream samples,
+correction episodes trained with the clipped surrogate, and correction episodes trained with a
+supervised NLL (``objective: sft``, the rejection-sampling baseline; their advantage is unused).
+The per-token surrogate is ``losses.clipped_surrogate`` with optional truncated importance weights
+between the engine and the trainer (``is_weights_cap``); each stream is reduced on its own
+(``losses.aggregate_loss``) and divided by its count over the WHOLE mini-batch (``Denominators``,
+summed over micro-batches and ranks by the caller), so the micro-batch split and the number of
+processes change memory and speed, never the gradient. The KL term is reduced over every trained
+token, with the same denominators.
+
+Our choices (the paper's text was unavailable to us):
+  * Two separately averaged streams: the correction stream gets weight alpha whatever its size
+    (see shared/cipo-method.md step 9 for the joint-average alternative).
+  * NLL rows count in the correction term (alpha * (L_pg + NLL)), normalised by their own tokens.
+  * With one update per batch the ratio is 1 and clipping is inert; it binds only with
+    ``ppo_epochs`` or ``num_mini_batches`` > 1.
+
+Shapes: ``N`` rows, ``T`` positions (prompt + completion, right padded).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from torch import Tensor
+
+from cipo.algorithms.losses import (
+    aggregate_loss,
+    clipped_surrogate,
+    kl_penalty,
+    loss_denominator,
+    sft_nll,
+    truncated_is_weights,
+)
+
+CLIP_STATS = ("clipfrac", "clipfrac_low", "clipfrac_high", "ratio_mean", "approx_kl")
+
+
+@dataclass(frozen=True)
+class StreamMasks:
+    """(N, T) float masks, 1 on the tokens each term of the objective sees."""
+
+    main: Tensor
+    correction: Tensor  # trained with the clipped surrogate
+    sft: Tensor  # trained with NLL
+
+    @property
+    def rl(self) -> Tensor:
+        """Tokens of the clipped surrogate (main + correction)."""
+        return self.main + self.correction
+
+
+def stream_masks(loss_mask: Tensor, is_correction: Tensor, sft_mask: Tensor) -> StreamMasks:
+    """Split ``loss_mask`` (N, T) by the row flags ``is_correction`` and ``sft_mask`` (N,) bool."""
+    corr, sft = is_correction[:, None], sft_mask[:, None]
+    return StreamMasks(main=loss_mask * ~corr, correction=loss_mask * (corr & ~sft), sft=loss_mask * sft)
+
+
+@dataclass(frozen=True)
+class Denominators:
+    """Normalisers of the whole mini-batch: ``aggregate_loss``'s per stream, tokens for NLL,
+    ``all`` for the KL term, ``tokens`` (trained tokens) for the per-token statistics."""
+
+    main: float
+    correction: float
+    sft: float
+    all: float
+    tokens: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, float]) -> Denominators:
+        return cls(**{f.name: float(values[f.name]) for f in fields(cls)})
+
+
+def objective_denominators(masks: StreamMasks, loss_mask: Tensor, loss_agg: str) -> Denominators:
+    """This (micro-)batch's share of the denominators; sum them over micro-batches and ranks."""
+    return Denominators(
+        main=loss_denominator(masks.main, loss_agg),
+        correction=loss_denominator(masks.correction, loss_agg),
+        sft=float(masks.sft.sum()),
+        all=loss_denominator(loss_mask, loss_agg),
+        tokens=float(loss_mask.sum()),
+    )
+
+
+def cipo_objective(
+    logprobs: Tensor,
+    old_logprobs: Tensor,
+    engine_logprobs: Tensor,
+    advantages: Tensor,
+    masks: StreamMasks,
+    loss_mask: Tensor,
+    denominators: Denominators,
+    *,
+    clip_low: float,
+    clip_high: float,
+    loss_agg: str,
+    max_len: int,
+    correction_coef: float,
+    is_weights_cap: float | None = None,
+    ref_logprobs: Tensor | None = None,
+    kl_coef: float = 0.0,
+    kl_estimator: str = "k3",
+) -> tuple[Tensor, dict[str, float]]:
+    """The loss of one micro-batch and its detached statistics.
+
+    Args:
+        logprobs: (N, T) current policy's log-probs of the taken tokens (with grad).
+        old_logprobs: (N, T) the policy's log-probs before this step's first update.
+        engine_logprobs: (N, T) the sampler's log-probs (importance weights, logprob_diff).
+        advantages: (N,) one per row.
+        masks: the rows' stream masks (``stream_masks``).
+        loss_mask: (N, T) every trained token (KL term, statistics).
+        denominators: the whole mini-batch's (``objective_denominators`` summed).
+        clip_low, clip_high, loss_agg, max_len: the surrogate's clip range and reduction
+            (``max_len``: Dr. GRPO's constant length, the generation limit).
+        correction_coef: alpha.
+        is_weights_cap: None, or the cap of the truncated engine/trainer importance weights.
+        ref_logprobs: (N, T) the frozen reference's log-probs; required when ``kl_coef`` > 0.
+        kl_coef, kl_estimator: beta and the KL estimator (``losses.kl_penalty``).
+
+    Returns:
+        loss: () scalar to backpropagate.
+        stats: floats that are SUMS over this micro-batch (add them over micro-batches and
+        ranks, then ``objective_metrics``): ``loss``, ``pg_loss``, ``correction_loss``, ``kl``
+        (if beta > 0), ``rl_tokens``, ``logprob_diff_sum``, ``<clip stat>_sum`` for each of
+        ``CLIP_STATS`` and ``is_weight_sum`` (if capped).
+    """
+    if kl_coef > 0 and ref_logprobs is None:
+        raise ValueError("kl_coef > 0 needs ref_logprobs (the frozen reference's log-probs)")
+    rl_mask = masks.rl
+    is_weights = None if is_weights_cap is None else truncated_is_weights(old_logprobs, engine_logprobs, is_weights_cap)
+    per_token, clip_stats = clipped_surrogate(
+        logprobs, old_logprobs, advantages, rl_mask, clip_low, clip_high, is_weights
+    )
+    agg = dict(mode=loss_agg, max_len=max_len)
+    pg_main = aggregate_loss(per_token, masks.main, denominator=denominators.main or None, **agg)
+    pg_corr = aggregate_loss(per_token, masks.correction, denominator=denominators.correction or None, **agg)
+    sft = sft_nll(logprobs, masks.sft, denominator=denominators.sft or None)
+    loss = pg_main + correction_coef * (pg_corr + sft)
+    rl_tokens = float(rl_mask.sum())
+    stats = {
+        "pg_loss": float(pg_main.detach()),
+        "correction_loss": float((pg_corr + sft).detach()),
+        "logprob_diff_sum": float(((logprobs.detach() - engine_logprobs).abs() * loss_mask).sum()),
+        **{f"{name}_sum": value * rl_tokens for name, value in clip_stats.items()},
+        "rl_tokens": rl_tokens,
+    }
+    if is_weights is not None:
+        stats["is_weight_sum"] = float((is_weights * rl_mask).sum())
+    if kl_coef > 0:
+        per_token_kl = kl_penalty(logprobs, ref_logprobs, kl_estimator)
+        kl = aggregate_loss(per_token_kl, loss_mask, denominator=denominators.all or None, **agg)
+        loss = loss + kl_coef * kl
+        stats["kl"] = float(kl.detach())
+    stats["loss"] = float(loss.detach())
+    return loss, stats
+
+
+def objective_metrics(totals: dict[str, float], denominators: Denominators) -> dict[str, float]:
+    """The step's ``train/*`` values from the summed ``cipo_objective`` statistics.
+
+    Token statistics are means over the step's tokens: ``entropy_sum`` (the caller's, from the
+    logits) and ``logprob_diff_sum`` over every trained token, the clip statistics and
+    ``is_weight_sum`` over the surrogate's tokens.
+    """
+    tokens, rl_tokens = max(denominators.tokens, 1.0), max(totals.get("rl_tokens", 0.0), 1.0)
+    metrics = {
+        "train/loss": totals["loss"],
+        "train/pg_loss": totals["pg_loss"],
+        "train/correction_loss": totals["correction_loss"],
+        "train/entropy": totals["entropy_sum"] / tokens,
+        "rollout/logprob_diff_mean": totals["logprob_diff_sum"] / tokens,
+        "train/tokens": denominators.tokens,
+    }
+    for name in CLIP_STATS:
+        metrics[f"train/{name}"] = totals.get(f"{name}_sum", 0.0) / rl_tokens
+    if "kl" in totals:
+        metrics["train/kl"] = totals["kl"]
+    if "is_weight_sum" in totals:
+        metrics["train/is_weight_mean"] = totals["is_weight_sum"] / rl_tokens
+    return metrics
