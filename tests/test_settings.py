@@ -11,8 +11,8 @@ from hydra.errors import ConfigCompositionException, InstantiationException
 from omegaconf import OmegaConf
 
 import cipo.cli.train
-from cipo.cli.train import train
 from cipo.algorithms.config import AlgorithmConfig
+from cipo.cli.train import train
 from cipo.settings import (
     ROOT_KEYS,
     CheckpointSettings,

@@ -7,10 +7,6 @@ so importing one command never imports the other.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "conf")
-
 
 def train_main() -> None:
     """The ``cipo-train`` console script."""

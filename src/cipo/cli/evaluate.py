@@ -24,7 +24,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from cipo.cli import CONFIG_DIR
+from cipo.cli.config_dir import CONFIG_DIR
 from cipo.cli.eval_config import RUN_SECTIONS, apply_run_sections, policy_source, read_run_config
 from cipo.data.context_fit import check_task_fits_model
 from cipo.metrics import default_ks

@@ -24,7 +24,7 @@ from cipo.callbacks.graceful_stop import GracefulStop
 from cipo.callbacks.rollout import RolloutCallback
 from cipo.checkpointing.resume import continue_logs, resolve_ckpt_path, resume_arguments
 from cipo.checkpointing.run_state import RunState
-from cipo.cli import CONFIG_DIR
+from cipo.cli.config_dir import CONFIG_DIR
 from cipo.data.context_fit import check_task_fits_model
 from cipo.models.load import load_policy
 from cipo.module import CIPOModule
