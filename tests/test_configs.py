@@ -17,7 +17,7 @@ from cipo.cli.train import train
 from cipo.data.context_fit import check_task_fits_model
 from cipo.data.datamodule import PromptDataModule
 from cipo.models.builtin import build_config
-from cipo.settings import sampling_settings
+from cipo.settings import check_data_verifier, read_train_settings, sampling_settings
 from conftest import CONF_DIR, compose_train
 
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
@@ -84,15 +84,30 @@ CODE_DATA = {"humaneval", "livecodebench", "debugbench", "criticbench"}
 VERIFIERS = {"math": "cipo.verifiers.math.MathVerifier", "code": "cipo.verifiers.code.CodeVerifier"}
 
 
+VERIFIER_CONFIGS = {"cipo.verifiers.math.MathVerifier": "math", "cipo.verifiers.code.CodeVerifier": "code"}
+
+
 @pytest.mark.parametrize("name", DATA)
-def test_each_data_config_selects_its_verifier(name, tmp_path):
+def test_each_data_config_states_its_verifier_and_a_mismatch_fails_early(name, tmp_path, monkeypatch):
+    """The verifier is chosen explicitly (not by defaults-list order): the data config says which
+    one its references need, and a run with another one stops before any loading, naming the fix."""
+    import cipo.cli.train
+
     expected = {"arithmetic": "cipo.verifiers.exact_answer.ExactIntegerVerifier"}.get(
         name, VERIFIERS["code" if name in CODE_DATA else "math"]
     )
+    monkeypatch.setattr(cipo.cli.train, "load_policy", lambda *a, **k: pytest.fail("loaded before checking"))
     with compose_train([f"data={name}"], tmp_path=tmp_path, fast=False) as cfg:
-        assert cfg.verifier._target_ == expected
-    with compose_train([f"data={name}", "verifier=exact_integer"], tmp_path=tmp_path, fast=False) as cfg:
-        assert cfg.verifier._target_.endswith("ExactIntegerVerifier")  # the command line still wins
+        assert cfg.data.verifier == expected
+        assert cfg.verifier._target_.endswith("ExactIntegerVerifier")  # the default, whatever the data
+        if name != "arithmetic":
+            with pytest.raises(ValueError, match=r"data\.verifier: .* written for " + expected.replace(".", r"\.")):
+                train(cfg)
+    if name != "arithmetic":
+        chosen = [f"data={name}", f"verifier={VERIFIER_CONFIGS[expected]}"]
+        with compose_train(chosen, tmp_path=tmp_path, fast=False) as cfg:
+            assert cfg.verifier._target_ == expected
+            check_data_verifier(cfg.data, cfg.verifier)
 
 
 @pytest.mark.parametrize("source", SOURCES)
@@ -120,18 +135,26 @@ def test_packaged_data_sets_up_offline_with_disjoint_splits(name, total, tmp_pat
 PAPER = sorted(p.stem for p in (CONF_DIR / "experiment").glob("paper_*.yaml"))
 
 
+def test_experiments_are_settings_not_algorithms():
+    assert {p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")} == {"builtin", "paper_math", "paper_code"}
+    for path in (CONF_DIR / "experiment").glob("*.yaml"):
+        assert "override /algorithm" not in path.read_text(), f"{path.name} chooses an algorithm: use algorithm="
+
+
+@pytest.mark.parametrize("algorithm_name", ["grpo", "cipo"])
 @pytest.mark.parametrize("name", PAPER)
-def test_paper_experiments(name, tmp_path):
+def test_paper_experiments(name, algorithm_name, tmp_path):
     with compose_train([f"experiment={name}"], tmp_path=tmp_path, fast=False) as cfg:
         with pytest.raises(Exception, match="model.path"):
             OmegaConf.to_container(cfg.model, resolve=True, throw_on_missing=True)  # the path must be given
-    with compose_train([f"experiment={name}", "model.path=/models/x"], tmp_path=tmp_path, fast=False) as cfg:
+    overrides = [f"experiment={name}", f"algorithm={algorithm_name}", "model.path=/models/x"]
+    with compose_train(overrides, tmp_path=tmp_path, fast=False) as cfg:
         algorithm = _algorithm(cfg)
         domain = name.split("_")[1]
         assert cfg.trainer.max_epochs == 500 and cfg.trainer.precision == "bf16-mixed"
         assert cfg.model.dtype == "bfloat16" and cfg.rollout.engine._target_.endswith("VLLMEngine")
-        assert cfg.verifier._target_ == VERIFIERS[domain]
-        assert algorithm.correction.enabled == name.endswith("_cipo") and algorithm.name == name.split("_")[-1]
+        assert cfg.verifier._target_ == cfg.data.verifier == VERIFIERS[domain]  # chosen, and the one the data needs
+        assert algorithm.correction.enabled == (algorithm_name == "cipo") and algorithm.name == algorithm_name
         assert cfg.rollout.temperature == 1.0 and algorithm.clip_low == 0.2 and algorithm.kl_coef == 0.0
         if algorithm.correction.enabled:  # method sheet: M = G, alpha = lambda = 1, band [1/8, 7/8]
             corr = algorithm.correction
@@ -139,14 +162,15 @@ def test_paper_experiments(name, tmp_path):
             assert (corr.acc_low, corr.acc_high) == (0.125, 0.875) and corr.replay.adaptive
         datamodule = instantiate(cfg.data, updates_per_step=algorithm.updates_per_step, _convert_="all")
         assert datamodule.prompt is not None and datamodule.batch_size >= 1
-        sampling_settings(cfg.rollout)
+        read_train_settings(OmegaConf.to_container(cfg, resolve=True))
 
 
 def test_paper_grpo_and_cipo_differ_only_in_the_algorithm(tmp_path):
     for domain in ("math", "code"):
         configs = {}
         for name in ("grpo", "cipo"):
-            with compose_train([f"experiment=paper_{domain}_{name}", "model.path=/m"], tmp_path=tmp_path) as cfg:
+            overrides = [f"experiment=paper_{domain}", f"algorithm={name}", "model.path=/m"]
+            with compose_train(overrides, tmp_path=tmp_path) as cfg:
                 configs[name] = OmegaConf.to_container(cfg, resolve=True)
         grpo, cipo = (configs[n] for n in ("grpo", "cipo"))
         assert {k for k in grpo if grpo[k] != cipo[k]} == {"algorithm"}
@@ -347,21 +371,16 @@ def test_eval_config_composes_with_every_shared_group(group, name, tmp_path, tin
         assert isinstance(instantiate(cfg.data, updates_per_step=1, _convert_="all"), PromptDataModule)
 
 
-BUILTIN_EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("builtin_*.yaml"))
-
-
-def test_builtin_experiments_differ_only_in_the_algorithm(tmp_path):
-    assert {"builtin_grpo", "builtin_cipo", "builtin_cipo_failed_only", "builtin_cipo_no_risk"} <= set(
-        BUILTIN_EXPERIMENTS
-    )
+def test_builtin_experiment_with_every_algorithm_differs_only_in_the_algorithm(tmp_path):
     resolved = {}
-    for name in BUILTIN_EXPERIMENTS:
-        with compose_train([f"experiment={name}"], tmp_path=tmp_path, fast=False) as cfg:
+    for name in ALGORITHMS:
+        with compose_train(["experiment=builtin", f"algorithm={name}"], tmp_path=tmp_path, fast=False) as cfg:
             container = OmegaConf.to_container(cfg, resolve=True)
-            assert container["algorithm"]["name"] == name.removeprefix("builtin_"), name
+            assert container["algorithm"]["name"] == name
             assert container["task_name"] == "builtin_compare" and container["num_threads"] == 1
+            read_train_settings(container)
             container.pop("algorithm")
             resolved[name] = container
-    first = resolved[BUILTIN_EXPERIMENTS[0]]
-    assert first["trainer"]["max_epochs"] == 100
+    first = resolved["cipo"]
+    assert first["trainer"]["max_epochs"] == 100 and first["verifier"]["_target_"] == first["data"]["verifier"]
     assert all(other == first for other in resolved.values())  # equal epochs, data, validation ...

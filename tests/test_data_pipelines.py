@@ -47,13 +47,19 @@ def gsm8k_files(tmp_path) -> list[str]:
 
     (tmp_path / "train.jsonl").write_text(rows([(1, 2), (3, 4), (2, 2), (5, 1)]))
     (tmp_path / "test.jsonl").write_text(rows([(4, 4), (6, 1)]))
-    return ["data=gsm8k", f"data.train.path={tmp_path / 'train.jsonl'}", f"data.heldout.path={tmp_path / 'test.jsonl'}"]
+    return [
+        "data=gsm8k",
+        "verifier=math",
+        f"data.train.path={tmp_path / 'train.jsonl'}",
+        f"data.heldout.path={tmp_path / 'test.jsonl'}",
+    ]
 
 
 def humaneval_subset() -> list[str]:
     """Train on three problems, hold out two of them (no hash split)."""
     return [
         "data=humaneval",
+        "verifier=code",
         "data.train.hash_split=null",
         "data.heldout.hash_split=null",
         f"data.train.where={{task_id:[{','.join(HUMANEVAL)}]}}",

@@ -61,16 +61,7 @@ class CIPOModule(L.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         # logprobs at the sampling temperature (greedy sampling, T = 0, is scored at T = 1)
         self.temperature = sampling.temperature if sampling.temperature > 0 else 1.0
-        self.objective_options = dict(  # cipo_objective's scalars; max_len: Dr. GRPO's constant length
-            clip_low=algorithm.clip_low,
-            clip_high=algorithm.clip_high,
-            loss_agg=algorithm.loss_agg,
-            max_len=sampling.max_new_tokens,
-            correction_coef=algorithm.correction.coef,
-            is_weights_cap=algorithm.is_weights_cap,
-            kl_coef=algorithm.kl_coef,
-            kl_estimator=algorithm.kl_estimator,
-        )
+        self.objective_options = algorithm.objective_options(max_len=sampling.max_new_tokens)
         self.rollout_batch: RolloutBatch | None = None
         self.skips = SkipGuard(settings.max_consecutive_skips)
         # The frozen reference is a copy of the initial policy, held in a plain list so that

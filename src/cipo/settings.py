@@ -1,9 +1,10 @@
 """The ``cipo-train`` config, validated once into typed settings before any work is done.
 
 ``read_train_settings(cfg)`` checks the whole resolved config (a plain dict): the top-level keys,
-``module``, ``validation``, ``checkpoint``, ``trainer.max_epochs``, ``algorithm`` and the sampling
-keys of ``rollout``. An unknown key, a wrong type or an out-of-range value raises a ``ValueError``
-that names the full key and says what would be valid. What it returns is handed, typed, to
+``module``, ``validation``, ``checkpoint``, that the verifier fits the data (``check_data_verifier``),
+``trainer.max_epochs``, ``algorithm`` and the sampling keys of ``rollout``. An unknown key, a wrong
+type or an out-of-range value raises a ``ValueError`` that names the full key and says what would be
+valid. What it returns is handed, typed, to
 ``CIPOModule`` and ``RolloutCallback``; nothing downstream re-reads the raw config for these keys.
 Sections that are ``_target_`` objects (``trainer``, ``data``, ``optimizer``, ...) are checked by
 the classes they build.
@@ -137,6 +138,22 @@ def sampling_settings(rollout: Mapping[str, Any]) -> SamplingSettings:
     return build_dataclass(SamplingSettings, {key: rollout[key] for key in SAMPLING_KEYS if key in rollout}, "rollout")
 
 
+def check_data_verifier(data: Mapping[str, Any], verifier: Mapping[str, Any]) -> None:
+    """The run's verifier must be the one the data set's references are written for.
+
+    The verifier is chosen explicitly (``verifier=math``, or by an experiment file); a data config
+    states which one its references need (``data.verifier``, a ``_target_``). A math data set
+    scored by the integer verifier would score every answer wrong without an error.
+    """
+    wanted, chosen = data.get("verifier"), verifier.get("_target_")
+    if wanted is not None and chosen != wanted:
+        raise ValueError(
+            f"data.verifier: this data set's references are written for {wanted}, but the run's verifier is "
+            f"{chosen}: choose the verifier config with that _target_ on the command line (verifier=math, "
+            "verifier=code or verifier=exact_integer; conf/verifier/). Experiment files choose it for you"
+        )
+
+
 def read_train_settings(cfg: dict[str, Any]) -> TrainSettings:
     """Validate a resolved ``cipo-train`` config (a plain dict) and return its typed settings."""
     unknown = sorted(set(cfg) - ROOT_KEYS)
@@ -151,6 +168,7 @@ def read_train_settings(cfg: dict[str, Any]) -> TrainSettings:
         raise ValueError(str(error).removeprefix("<root>: ").removeprefix("<root>.")) from None
     section_types = {"module": ModuleSettings, "validation": ValidationSettings, "checkpoint": CheckpointSettings}
     sections = {key: build_dataclass(cls, cfg.get(key, {}), key) for key, cls in section_types.items()}
+    check_data_verifier(cfg.get("data") or {}, cfg.get("verifier") or {})
     max_epochs = (cfg.get("trainer") or {}).get("max_epochs")
     _require(
         isinstance(max_epochs, int) and not isinstance(max_epochs, bool) and max_epochs >= 1,

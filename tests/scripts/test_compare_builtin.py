@@ -17,7 +17,7 @@ def test_one_command_runs_the_sweeps_and_writes_the_comparison(tmp_path):
         **os.environ,
         "SWEEP": str(sweep),
         "SEEDS": "1",
-        "EXPERIMENTS": "builtin_grpo,builtin_cipo",
+        "ALGORITHMS": "grpo,cipo",
         "CIPO_BIN": str(Path(sys.executable).parent),
     }
     toy = ["trainer.max_epochs=2", "validation.every=1", "data.batch_size=4", "data.heldout.num_records=16"]
@@ -30,8 +30,9 @@ def test_one_command_runs_the_sweeps_and_writes_the_comparison(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     runs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name != "comparison")
-    assert len(runs) == 2 and any("builtin_grpo" in r for r in runs) and any("builtin_cipo" in r for r in runs)
+    assert len(runs) == 2 and any("algorithm=grpo" in r for r in runs) and any("algorithm=cipo" in r for r in runs)
+    assert all("experiment=builtin" in r for r in runs)
     table = (sweep / "comparison" / "comparison.md").read_text()
-    rows = [line for line in table.splitlines() if line.startswith("| experiment=") or "experiment=builtin" in line]
-    assert any("builtin_grpo" in r for r in rows) and any("builtin_cipo" in r for r in rows), table
+    rows = [line for line in table.splitlines() if "experiment=builtin" in line]
+    assert any("algorithm=grpo" in r for r in rows) and any("algorithm=cipo" in r for r in rows), table
     assert (sweep / "comparison" / "val_accuracy_vs_tokens.png").stat().st_size > 0

@@ -117,6 +117,21 @@ class AlgorithmConfig:
         """Optimizer steps per RL step (per Lightning epoch)."""
         return self.ppo_epochs * self.num_mini_batches
 
+    def objective_options(self, max_len: int) -> dict[str, Any]:
+        """The scalars ``objective.cipo_objective`` takes from this config, as its keywords
+        (``max_len``: Dr. GRPO's constant length, the generation limit). A new loss term adds its
+        knob here and in ``cipo_objective``; the module passes the dict through unchanged."""
+        return dict(
+            clip_low=self.clip_low,
+            clip_high=self.clip_high,
+            loss_agg=self.loss_agg,
+            max_len=max_len,
+            correction_coef=self.correction.coef,
+            is_weights_cap=self.is_weights_cap,
+            kl_coef=self.kl_coef,
+            kl_estimator=self.kl_estimator,
+        )
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AlgorithmConfig:
         return build_dataclass(cls, data, "algorithm")

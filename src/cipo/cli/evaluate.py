@@ -31,7 +31,7 @@ from cipo.metrics import default_ks
 from cipo.models.checkpoint import load_policy_weights
 from cipo.models.load import load_policy
 from cipo.rollout.evaluate import ATTEMPT_SOURCES, ProblemResult, generate_results, summarize
-from cipo.settings import sampling_settings
+from cipo.settings import check_data_verifier, sampling_settings
 
 log = logging.getLogger(__name__)
 SPLITS = ("heldout", "train")
@@ -68,6 +68,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] | tuple[str, ...] = ()) -> di
     if cfg.get("run_dir"):
         cfg = apply_run_sections(cfg, read_run_config(cfg.run_dir), list(overrides))
     sampling = sampling_settings(cfg.rollout)
+    check_data_verifier(cfg.data, cfg.verifier)
     torch.manual_seed(cfg.seed)
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg.num_threads))

@@ -68,6 +68,7 @@ class PromptDataModule(L.LightningDataModule):
         seed: int = 0,
         updates_per_step: int = 1,
         prompt: PromptStyle | None = None,
+        verifier: str | None = None,
     ) -> None:
         super().__init__()
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -84,6 +85,9 @@ class PromptDataModule(L.LightningDataModule):
         self.correction_template, self.verdict_template = correction_template, verdict_template
         self.seed, self.updates_per_step = seed, updates_per_step
         self.prompt, self.tokenizer = prompt, None
+        # The verifier class (``_target_``) the records' references are written for; the commands
+        # refuse another one before any work (cipo.settings.check_data_verifier).
+        self.verifier = verifier
         self.train_records: list[Record] = []
         self.heldout_records: list[Record] = []
         self._sources: tuple[list[Record], list[Record]] | None = None
