@@ -73,8 +73,9 @@ def scripted_engine_factory(records: list[Record], script: Script | None = None)
     return factory
 
 
-def record_rollouts(monkeypatch) -> list[tuple[int, object]]:
-    """Patch RolloutCallback.on_train_epoch_start to record (epoch, RolloutBatch) after it ran."""
+def record_rollouts(monkeypatch, metrics: list[dict[str, float]] | None = None) -> list[tuple[int, object]]:
+    """Patch RolloutCallback.on_train_epoch_start to record (epoch, RolloutBatch) after it ran
+    (and, into ``metrics`` if given, the step's rollout metrics from its RoundCounts)."""
     from cipo.callbacks.rollout import RolloutCallback
 
     seen: list[tuple[int, object]] = []
@@ -83,6 +84,8 @@ def record_rollouts(monkeypatch) -> list[tuple[int, object]]:
     def recording(self, trainer, pl_module):
         original(self, trainer, pl_module)
         seen.append((trainer.current_epoch, pl_module.rollout_batch))
+        if metrics is not None:
+            metrics.append(self.round_counts.metrics())
 
     monkeypatch.setattr(RolloutCallback, "on_train_epoch_start", recording)
     return seen

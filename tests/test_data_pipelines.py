@@ -103,7 +103,8 @@ def scripted(monkeypatch, answer):
 def test_scripted_answers_are_scored_by_the_domain_verifier(domain, tmp_path, wide_policy_dir, monkeypatch):
     overrides = gsm8k_files(tmp_path) if domain == "math" else humaneval_subset()
     records, engines = scripted(monkeypatch, math_answer if domain == "math" else code_answer)
-    generated = record_rollouts(monkeypatch)
+    rollout_metrics: list[dict[str, float]] = []
+    generated = record_rollouts(monkeypatch, rollout_metrics)
     with compose_train([*overrides, *SHORT, *SMALL], tmp_path, wide_policy_dir) as cfg:
         from cipo.data import datamodule as dm_module
 
@@ -116,11 +117,11 @@ def test_scripted_answers_are_scored_by_the_domain_verifier(domain, tmp_path, wi
         monkeypatch.setattr(dm_module.PromptDataModule, "setup", capture)
         metrics = train(cfg)
 
-    ((_, batch),) = generated
-    assert batch.metrics["rollout/accuracy"] == 0.5  # right exactly on the even samples
+    ((_, batch),), (step_metrics,) = generated, rollout_metrics
+    assert step_metrics["rollout/accuracy"] == 0.5  # right exactly on the even samples
     passed = "verify/status_ok" if domain == "math" else "verify/status_passed"
-    assert batch.metrics[passed] == 2 and batch.metrics["correction/num_anchors"] == 2
-    assert batch.metrics["correction/accuracy"] == 0.5 and batch.is_correction.sum() == 4
+    assert step_metrics[passed] == 2 and step_metrics["correction/num_anchors"] == 2
+    assert step_metrics["correction/accuracy"] == 0.5 and batch.is_correction.sum() == 4
     assert metrics["val/accuracy"] == 0.5 and metrics["val/retention"] == 1.0  # first sample right, kept
     prompts = engines[0].calls[0][0]
     instruction = "\\boxed{}" if domain == "math" else "```python code block"
