@@ -48,7 +48,6 @@ from cipo.verifiers import Verifier
 
 EngineFactory = Callable[..., RolloutEngine]
 log = logging.getLogger(__name__)
-SAMPLES_LOGGED = 4  # rows of the step's sample table in TensorBoard
 
 
 class RolloutCallback(L.Callback):
@@ -110,7 +109,6 @@ class RolloutCallback(L.Callback):
             self.replay.ratio,
             seed=self._seed(trainer.current_epoch),
             step=trainer.current_epoch,
-            num_samples_logged=SAMPLES_LOGGED,
         )
         pl_module.rollout_batch = result.batch
         counts = dataclasses.replace(result.counts, rollout_s=time.perf_counter() - self._epoch_started)

@@ -34,6 +34,8 @@ from cipo.rollout.round_counts import RoundCounts, StreamCounts, status_counts
 from cipo.types import Completion, Record, RolloutBatch, SamplingSettings, VerifierResult
 from cipo.verifiers import Verifier
 
+SAMPLES_LOGGED = 4  # rows of a step's sample table (TensorBoard text)
+
 
 @dataclass
 class RoundResult:
@@ -80,7 +82,7 @@ def collect_round(
     replay_ratio: float,
     seed: int,
     step: int,
-    num_samples_logged: int = 4,
+    num_samples_logged: int = SAMPLES_LOGGED,
 ) -> RoundResult:
     """Generate, verify and score one step's main and correction episodes, and pack them."""
     group_size, corr, clock = algorithm.group_size, algorithm.correction, _Clock()
