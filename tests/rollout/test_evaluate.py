@@ -52,6 +52,8 @@ def test_first_attempt_metrics(built_tokenizer):
     assert m["status_no_answer"] == pytest.approx(4 / 12)
     assert m["accuracy_level_1"] == pytest.approx(0.25) and m["accuracy_level_2"] == pytest.approx(0.75)
     assert "fix_rate" not in m and "greedy_accuracy" not in m
+    assert m["num_problems"] == 3 and m["samples_per_problem"] == 4  # for the evaluation's standard error
+    assert "first_attempt_accuracy" not in m and "num_fixed" not in m  # no revision round
     assert engine.calls == [([r.prompt for r in RECORDS], 4, SETTINGS, 11)]
 
 
@@ -61,6 +63,9 @@ def test_self_correction_metrics(built_tokenizer):
     assert m["retention"] == pytest.approx(0.0)  # r0 broken
     assert m["break_rate"] == pytest.approx(1.0)
     assert m["second_attempt_accuracy"] == pytest.approx(1 / 3)
+    # SCoRe's counts: r0 right -> wrong (c->i), r1 wrong -> right (i->c), r2 wrong -> wrong
+    assert m["first_attempt_accuracy"] == pytest.approx(1 / 3)  # Acc@t1 of the revised first samples
+    assert (m["num_fixed"], m["num_kept"], m["num_broken"], m["num_unfixed"]) == (1, 0, 1, 1)
     prompts, n, settings, seed = engine.calls[1]
     assert n == 1 and settings == SETTINGS and seed == 12
     expected = [

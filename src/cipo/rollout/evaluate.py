@@ -170,20 +170,24 @@ def summarize(
 
     Returns:
         ``metrics``: accuracy, frac_mixed, pass@k, chance_accuracy, status_<name> shares,
-        accuracy_level_<L>, greedy_accuracy; with rounds: round 1's fix_rate, retention,
-        break_rate and second_attempt_accuracy, and for rounds >= 2 accuracy_round_<r>
-        (r = 0 is the revised attempts). ``per_round``: for r = 0..R a dict with accuracy and
+        accuracy_level_<L>, greedy_accuracy, num_problems and samples_per_problem (for the
+        evaluation's standard error); with rounds: round 1's fix_rate, retention, break_rate,
+        first_attempt_accuracy and second_attempt_accuracy (of the revised attempts and their
+        revisions: SCoRe's Acc@t1 and Acc@t2), its outcome counts num_fixed, num_kept,
+        num_broken, num_unfixed (from which SCoRe's Delta i->c = fixed / problems and
+        Delta c->i = broken / problems), and for rounds >= 2 accuracy_round_<r> (r = 0 is the
+        revised attempts). ``per_round``: for r = 0..R a dict with accuracy and
         (r >= 1) the rates and counts of round r against round r - 1.
     """
     ks = ks or default_ks(num_samples)
     levels = levels if levels is not None else sorted({r.level for r in results if r.level is not None})
     status_names = [f"status_{s.value}" for s in VerifyStatus]
     level_names = [f"level_{lv}_{what}" for lv in levels for what in ("correct", "samples")]
-    first, tally = PassAtK(ks), Tally(status_names + level_names)
+    first, tally = PassAtK(ks), Tally(status_names + level_names + ["problems"])
     first.update(
         torch.tensor([[v.success for v in r.samples] for r in results], dtype=torch.bool).view(-1, num_samples)
     )
-    counts: dict[str, float] = {}
+    counts: dict[str, float] = {"problems": len(results)}
     for result in results:
         for verdict in result.samples:
             counts[f"status_{verdict.status}"] = counts.get(f"status_{verdict.status}", 0) + 1
@@ -196,6 +200,7 @@ def summarize(
     metrics = {name: float(value) for name, value in _on(first, device).compute().items()}
     tallied = {name: float(value) for name, value in _on(tally, device).compute().items()}
     total = sum(tallied[name] for name in status_names)
+    metrics["num_problems"], metrics["samples_per_problem"] = tallied["problems"], float(num_samples)
     if references is not None:
         metrics["chance_accuracy"] = chance_accuracy(references)
     metrics.update({name: tallied[name] / total for name in status_names if tallied[name] > 0})
@@ -212,7 +217,9 @@ def summarize(
         metrics.update(
             {name: first_round[name] for name in ("fix_rate", "retention", "break_rate") if name in first_round}
         )
+        metrics["first_attempt_accuracy"] = per_round[0]["accuracy"]
         metrics["second_attempt_accuracy"] = first_round["accuracy"]
+        metrics.update({f"num_{name}": first_round[name] for name in ("fixed", "kept", "broken", "unfixed")})
         if rounds >= 2:
             metrics.update({f"accuracy_round_{r}": row["accuracy"] for r, row in enumerate(per_round)})
     return metrics, per_round
