@@ -28,7 +28,7 @@ OVERRIDES = [
     "validation.every=2",
     "+callbacks.rng_probe._target_=fakes.RngProbe",
 ]
-TIMING = ("time/", "throughput/")
+TIMING = ("time/", "throughput/", "compute/step_s")
 
 
 def _train(tmp_path: Path, model_path: str, extra=()) -> Path:
@@ -93,7 +93,11 @@ def test_final_weights_optimizer_and_state_match_bitwise(straight_and_resumed):
     assert a["PromptDataModule"] == b["PromptDataModule"]
     assert a["cipo_skips"] == b["cipo_skips"]
     key = next(k for k in a["callbacks"] if "RolloutCallback" in k)
-    assert a["callbacks"][key] == b["callbacks"][key]  # the replay controller's state
+    state_a, state_b = a["callbacks"][key], b["callbacks"][key]
+    assert state_a["replay"] == state_b["replay"]  # the replay controller's state
+    tokens = ("generated_tokens", "processed_tokens")  # the compute totals; seconds are timing
+    assert {k: state_a["compute"][k] for k in tokens} == {k: state_b["compute"][k] for k in tokens}
+    assert state_b["compute"]["processed_tokens"] > state_b["compute"]["generated_tokens"] > 0
 
 
 def test_global_rng_continues_where_it_stopped(straight_and_resumed):
@@ -116,3 +120,5 @@ def test_logged_curves_match_without_duplicates(straight_and_resumed):
         assert steps == [step for step, _ in points], tag
         if not tag.startswith(TIMING):
             assert [value for _, value in found[tag]] == [value for _, value in points], tag
+    seconds = [value for _, value in found["compute/step_s"]]  # continued from the checkpoint, not from 0
+    assert all(later > earlier for earlier, later in zip(seconds, seconds[1:])), seconds

@@ -3,7 +3,9 @@ schedule, replay control, sample table, checkpoint state."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import itertools
 
 import lightning as L
 import pytest
@@ -252,11 +254,53 @@ def test_state_dict_round_trip():
     algo = algorithm()
     callback = make_callback(lambda **_: None, algo)
     callback.replay = ReplayState(ratio=0.42, prev_retention=0.7, low_streak=2)
+    callback.compute_totals = {"generated_tokens": 120.0, "processed_tokens": 410.0, "step_s": 3.5}
     state = callback.state_dict()
     other = make_callback(lambda **_: None, algo)
     assert other.replay != callback.replay
     other.load_state_dict(state)
-    assert other.replay == callback.replay
+    assert other.replay == callback.replay and other.compute_totals == callback.compute_totals
+    older = make_callback(lambda **_: None, algo)
+    older.load_state_dict({"replay": state["replay"]})  # a checkpoint from before the totals
+    assert older.compute_totals == {"generated_tokens": 0.0, "processed_tokens": 0.0, "step_s": 0.0}
+
+
+class BatchTokens(L.Callback):
+    """Real tokens of each step's rollout batch (runs after the RolloutCallback made it)."""
+
+    def __init__(self):
+        self.real_tokens = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.real_tokens.append(float(pl_module.rollout_batch.attention_mask.sum()))
+
+
+def test_compute_totals_are_running_sums_of_the_steps_costs(policy, built_tokenizer, monkeypatch):
+    tokens = BatchTokens()
+    original = L.Trainer.__init__
+
+    def with_probe(self, *args, callbacks=(), **kwargs):
+        original(self, *args, callbacks=[*callbacks, tokens], **kwargs)
+
+    monkeypatch.setattr(L.Trainer, "__init__", with_probe)
+    algo = dataclasses.replace(algorithm(), ppo_epochs=2)
+    _, _, logger, _ = run(policy, built_tokenizer, algo, max_epochs=3, every=2)
+    steps = [0, 1, 2]
+    generated = [logger.series("rollout/generated_tokens")[s] for s in steps]
+    assert [logger.series("compute/generated_tokens")[s] for s in steps] == pytest.approx(
+        list(itertools.accumulate(generated))
+    )
+    # prompt + completion tokens through the training forward, once per PPO epoch
+    assert [logger.series("compute/processed_tokens")[s] for s in steps] == pytest.approx(
+        list(itertools.accumulate(2 * t for t in tokens.real_tokens))
+    )
+    assert all(2 * t > g for t, g in zip(tokens.real_tokens, generated))  # prompts count too
+    seconds = [logger.series("compute/step_s")[s] for s in steps]
+    increments = [b - a for a, b in zip([0.0, *seconds], seconds)]
+    step_s = [logger.series("time/step_s")[s] for s in steps]
+    assert all(0 < inc <= total for inc, total in zip(increments, step_s))
+    val_s = logger.series("time/val_s")  # x = steps completed: validation after step index 1 (and 0, 3)
+    assert increments[1] <= step_s[1] - val_s[2] + 1e-6  # the validation's time is not a step's cost
 
 
 @pytest.mark.parametrize("kwargs, key", [(dict(every=-1), "validation.every"), (dict(samples=0), "validation.samples")])

@@ -17,6 +17,11 @@ sampler position are saved in checkpoints. Its metrics go straight to the logger
 step (not through Lightning's epoch-end logging), so they are on disk before the step's
 checkpoint is written and an exact resume can cut the logs at that checkpoint.
 
+Compute axes: ``compute/generated_tokens``, ``compute/processed_tokens`` (prompt + completion
+tokens through the training forward with gradient: the batch's real tokens x ``ppo_epochs``)
+and ``compute/step_s`` (RL step time, validation excluded) are running totals logged at every
+step; they are saved in checkpoints, so a resumed run continues them exactly.
+
 Several processes: each rank collects its contiguous share of the step's prompts and anchors
 with its own seeds; the per-rank ``RoundCounts`` are summed (``rollout/round_counts.py``), so the
 logged values and the retention that drives the replay controller are the whole step's,
@@ -44,9 +49,11 @@ from cipo.rollout.evaluate import evaluate_records
 from cipo.rollout.health import sample_warnings
 from cipo.rollout.round_counts import RoundCounts
 from cipo.settings import ValidationSettings
+from cipo.types import RolloutBatch
 from cipo.verifiers import Verifier
 
 EngineFactory = Callable[..., RolloutEngine]
+COMPUTE_AXES = ("generated_tokens", "processed_tokens", "step_s")  # logged as compute/<axis>, running totals
 log = logging.getLogger(__name__)
 
 
@@ -65,6 +72,7 @@ class RolloutCallback(L.Callback):
         self.validation, self.seed = validation, seed
         self.replay = initial_replay_state(algorithm.correction.replay)
         self.round_counts: RoundCounts | None = None  # this step's (all ranks), from epoch start to end
+        self.compute_totals = dict.fromkeys(COMPUTE_AXES, 0.0)
         self.last_validation: dict[str, float] = {}
         self._epoch_started = 0.0
         self.rank, self.world_size, self.rank_algorithm = 0, 1, algorithm
@@ -136,6 +144,7 @@ class RolloutCallback(L.Callback):
             self.replay = update_replay_ratio(self.replay, retention, self.algorithm.correction.replay)
         epoch = trainer.current_epoch
         last = epoch + 1 >= (trainer.max_epochs or 0)
+        self._add_compute(pl_module.rollout_batch, counts, time.perf_counter() - self._epoch_started)  # not validation
         every = self.validation.every
         if every and ((epoch + 1) % every == 0 or last):
             self._validate(trainer, pl_module, completed_steps=epoch + 1)
@@ -143,16 +152,28 @@ class RolloutCallback(L.Callback):
         metrics["time/train_s"] = train_started - self._epoch_started - (counts.rollout_s if counts else 0)
         if self.world_size > 1:
             metrics = {name: max(values) for name, values in _by_name(gather_objects(metrics)).items()}
+        metrics.update({f"compute/{axis}": total for axis, total in self.compute_totals.items()})
         self._log_to_loggers(trainer, metrics, step=epoch)
         pl_module.log_dict(metrics, on_step=False, on_epoch=True, logger=False)
         pl_module.rollout_batch = None  # release the tensors; a stale batch must never be reused
         self.round_counts = None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"replay": self.replay.as_dict()}
+        return {"replay": self.replay.as_dict(), "compute": dict(self.compute_totals)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.replay = ReplayState.from_dict(state_dict["replay"])
+        self.compute_totals.update(state_dict.get("compute", {}))  # checkpoints before the totals: from 0
+
+    def _add_compute(self, batch: RolloutBatch | None, counts: RoundCounts | None, step_s: float) -> None:
+        """Add this step's costs to the totals: tokens summed over ranks, time the slowest rank's."""
+        processed = float(batch.attention_mask.sum()) * self.algorithm.ppo_epochs if batch is not None else 0.0
+        generated = float(counts.generated_tokens) if counts is not None else 0.0  # already all ranks'
+        if self.world_size > 1:
+            per_rank = gather_objects((processed, step_s))
+            processed, step_s = sum(p for p, _ in per_rank), max(s for _, s in per_rank)
+        for axis, cost in zip(COMPUTE_AXES, (generated, processed, step_s)):
+            self.compute_totals[axis] += cost
 
     # --- pieces ---------------------------------------------------------------------
 
