@@ -33,6 +33,9 @@ REQUIRED_TAGS = [
     "time/verify_s",
     "time/train_s",
     "throughput/tokens_per_s",
+    "compute/generated_tokens",
+    "compute/processed_tokens",
+    "compute/step_s",
 ]
 
 

@@ -122,6 +122,9 @@ def test_replay_state_and_merged_metrics(ddp_run):
     assert statuses == 16  # B * G over both ranks, not one rank's 8
     assert dict(series["correction/num_anchors"])[0] == 2  # the step's K, one per rank
     assert dict(series["rollout/accuracy"])[0] == pytest.approx(0.5)  # the alternating script
+    real_tokens = sum(float(rank["batch"]["attention_mask"].sum()) for rank in ranks)
+    assert dict(series["compute/processed_tokens"])[0] == real_tokens  # both ranks' rows, not rank 0's
+    assert dict(series["compute/generated_tokens"])[0] == dict(series["rollout/generated_tokens"])[0]
     assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 1  # rank 0 only
     assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "policy" / "model.safetensors").is_file()
 
