@@ -17,6 +17,7 @@ from cipo.cli.train import train
 from cipo.data.context_fit import check_task_fits_model
 from cipo.data.datamodule import PromptDataModule
 from cipo.models.builtin import build_config
+from cipo.reporting.study import sequences_per_step
 from cipo.settings import check_data_verifier, read_train_settings, sampling_settings
 from conftest import CONF_DIR, compose_train
 
@@ -136,7 +137,8 @@ PAPER = sorted(p.stem for p in (CONF_DIR / "experiment").glob("paper_*.yaml"))
 
 
 def test_experiments_are_settings_not_algorithms():
-    assert {p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")} == {"builtin", "paper_math", "paper_code"}
+    settings = {"builtin", "builtin_matched", "paper_math", "paper_code"}  # builtin_matched: 24 prompts per step
+    assert {p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")} == settings
     for path in (CONF_DIR / "experiment").glob("*.yaml"):
         assert "override /algorithm" not in path.read_text(), f"{path.name} chooses an algorithm: use algorithm="
 
@@ -384,3 +386,23 @@ def test_builtin_experiment_with_every_algorithm_differs_only_in_the_algorithm(t
     first = resolved["cipo"]
     assert first["trainer"]["max_epochs"] == 100 and first["verifier"]["_target_"] == first["data"]["verifier"]
     assert all(other == first for other in resolved.values())  # equal epochs, data, validation ...
+
+
+def test_matched_grpo_generates_as_many_sequences_per_step_as_cipo(tmp_path):
+    counts, resolved = {}, {}
+    for setting, algorithm in (("builtin", "cipo"), ("builtin", "grpo"), ("builtin_matched", "grpo")):
+        with compose_train([f"experiment={setting}", f"algorithm={algorithm}"], tmp_path=tmp_path, fast=False) as cfg:
+            container = OmegaConf.to_container(cfg, resolve=True)
+            read_train_settings(container)
+            config = container["algorithm"]
+            counts[setting, algorithm] = (
+                sequences_per_step(container["data"]["batch_size"], config),
+                config["group_size"],
+            )
+            resolved[setting, algorithm] = container
+    assert counts["builtin", "cipo"] == (16 * 8 + 8 * 8, 8)
+    assert counts["builtin_matched", "grpo"] == counts["builtin", "cipo"]  # equal sequences, equal group size
+    assert counts["builtin", "grpo"] == (16 * 8, 8)  # GRPO as shipped: two thirds of CIPO's
+    matched, shipped = resolved["builtin_matched", "grpo"], resolved["builtin", "grpo"]
+    assert matched["data"].pop("batch_size") == 24 and shipped["data"].pop("batch_size") == 16
+    assert matched == shipped  # the batch size is the one difference
