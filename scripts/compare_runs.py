@@ -1,17 +1,24 @@
-"""Compare cipo-train runs: seed-pooled curves (PNG) and a Markdown table from their TensorBoard logs.
+"""Compare cipo-train runs: seed-pooled curves (PNG), a Markdown table and paired differences
+with confidence intervals, from their TensorBoard logs.
 
     python scripts/compare_runs.py logs/builtin_compare/multiruns/ablations
     python scripts/compare_runs.py logs/train/runs/A logs/train/runs/B --out cmp --group-by algorithm.name
+    python scripts/compare_runs.py SWEEP --group-by algorithm.name --baseline grpo --test sign-flip
 
 Each input is a run folder or any folder above run folders (a multirun, logs/<task_name>/). Runs
 are grouped by their command-line overrides minus the seed (or by --group-by config keys); every
 plot shows the mean over seeds with a min-max band (--band std: +- one sample std). Written to
 --out (default: <the one input>/comparison):
 
-    val_accuracy_vs_step.png, val_accuracy_vs_tokens.png (cumulative rollout/generated_tokens),
-    val_accuracy_vs_time.png (cumulative time/step_s), pass_at_k.png (final val/pass@k vs k),
-    correction_rates.png (val/fix_rate, val/retention, val/break_rate, correction/replay_ratio),
-    reward_mean.png (rollout/reward_mean), comparison.md (the table, the groups, skipped runs)
+    val_accuracy_vs_step.png and against the compute axes: val_accuracy_vs_tokens.png (generated),
+    val_accuracy_vs_processed_tokens.png, val_accuracy_vs_time.png (RL step seconds),
+    pass_at_k.png (final val/pass@k vs k), correction_rates.png (val/fix_rate, val/retention,
+    val/break_rate, correction/replay_ratio), reward_mean.png (rollout/reward_mean),
+    comparison.md: the table; each group's seed spread next to its evaluation error; for every
+    group against the baseline (--baseline: the group whose label contains it; default the
+    first), differences paired by seed with --level intervals (--interval t | bootstrap) and
+    p-values (--test t | sign-flip), marking those whose interval excludes zero; the groups
+    and skipped runs.
 
 Runs that crashed (fewer RL steps logged than trainer.max_epochs), never validated or hold no
 events are listed as skipped with the reason (--keep-incomplete keeps partial runs).
@@ -24,118 +31,47 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display on a server or in CI
-import matplotlib.pyplot as plt  # noqa: E402
-
-from cipo.reporting.aggregate import (  # noqa: E402
-    cumulative_at,
-    final_values,
-    markdown_table,
-    mean_std,
-    pass_ks,
-    seed_curve,
-    table_rows,
-)
-from cipo.reporting.runs import Run, load_runs, select  # noqa: E402
-
-Groups = dict[str, list[Run]]
+from cipo.reporting.aggregate import markdown_table, table_rows
+from cipo.reporting.comparison import compute_markdown, noise_markdown, paired_markdown, paired_rows
+from cipo.reporting.plots import Groups, plot_all
+from cipo.reporting.runs import load_runs
 
 
-def cost_axis(tag: str):
-    """x = cumulative ``tag`` (a per-step cost) at each validation point; {} when not logged."""
+def pick_baseline(groups: Groups, wanted: str | None) -> str:
+    """The group label equal to ``wanted``, else the one label containing it; the first group by default."""
+    if wanted is None:
+        return next(iter(groups))
+    if wanted in groups:
+        return wanted
+    matches = [label for label in groups if wanted in label]
+    if len(matches) != 1:
+        found = "no group" if not matches else f"{len(matches)} groups ({matches})"
+        raise ValueError(f"--baseline {wanted!r} matches {found}; groups: {list(groups)}")
+    return matches[0]
 
-    def x_of(scalars, steps):
-        return cumulative_at(scalars[tag], steps) if tag in scalars else {}
 
-    return x_of
-
-
-def plot_curves(ax, groups: Groups, tag: str, band: str, x_of=None) -> bool:
-    drawn = False
-    for index, (label, runs) in enumerate(groups.items()):
-        if tag.startswith("correction/"):  # GRPO logs the idle controller's ratio: not a curve to compare
-            runs = [run for run in runs if select(run.config, "algorithm.correction.enabled") is not False]
-        curve = seed_curve(runs, tag, x_of, band)
-        if curve is None or not curve.x:
+def paired_sections(groups: Groups, baseline: str, interval: str, test: str, level: float) -> list[str]:
+    lines = []
+    for label, runs in groups.items():
+        if label == baseline:
             continue
-        color = f"C{index % 10}"
-        n = max(curve.count)
-        ax.plot(curve.x, curve.mean, marker="o", markersize=3, color=color, label=f"{label} (n={n})")
-        ax.fill_between(curve.x, curve.low, curve.high, color=color, alpha=0.2, linewidth=0)
-        drawn = True
-    ax.set_title(tag)
-    ax.grid(alpha=0.3)
-    if drawn:
-        ax.legend(fontsize=7)
-    return drawn
+        rows = paired_rows(groups[baseline], runs, interval, test, level)
+        lines += ["", f"### {label} vs {baseline}", "", paired_markdown(rows, baseline, label, level)]
+    return lines
 
 
-def save_figure(fig, path: Path, written: list[Path]) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    written.append(path)
-
-
-def plot_all(groups: Groups, out: Path, band: str) -> list[Path]:
-    """Write every plot whose tags exist; returns the files written."""
-    written: list[Path] = []
-    axes_specs = [
-        ("val_accuracy_vs_step.png", None, "RL steps completed"),
-        ("val_accuracy_vs_tokens.png", cost_axis("rollout/generated_tokens"), "generated tokens (cumulative)"),
-        ("val_accuracy_vs_time.png", cost_axis("time/step_s"), "wall time of the RL steps (s, cumulative)"),
-    ]
-    for name, x_of, xlabel in axes_specs:
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        if plot_curves(ax, groups, "val/accuracy", band, x_of):
-            ax.set_xlabel(xlabel)
-            save_figure(fig, out / name, written)
-        else:
-            plt.close(fig)
-
-    ks = pass_ks(groups)
-    if ks:
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        for index, (label, runs) in enumerate(groups.items()):
-            stats = [mean_std(final_values(runs, f"val/pass@{k}")) for k in ks]
-            ax.errorbar(ks, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3,
-                        color=f"C{index % 10}", label=f"{label} (n={len(runs)})")  # fmt: skip
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(ks, [str(k) for k in ks])
-        ax.set(title="final val/pass@k (mean ± std over seeds)", xlabel="k", ylabel="pass@k")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        save_figure(fig, out / "pass_at_k.png", written)
-
-    tags = ["val/fix_rate", "val/retention", "val/break_rate", "correction/replay_ratio"]
-    fig, axes = plt.subplots(1, len(tags), figsize=(4.2 * len(tags), 3.8))
-    drawn = [plot_curves(ax, groups, tag, band) for ax, tag in zip(axes, tags)]
-    for ax, tag in zip(axes, tags):
-        ax.set_xlabel("RL steps completed" if tag.startswith("val/") else "RL step")
-    if any(drawn):
-        save_figure(fig, out / "correction_rates.png", written)
-    else:
-        plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    if plot_curves(ax, groups, "rollout/reward_mean", band):
-        ax.set_xlabel("RL step")
-        save_figure(fig, out / "reward_mean.png", written)
-    else:
-        plt.close(fig)
-    return written
-
-
-def report(groups: Groups, skipped: list[tuple[Path, str]], plots: list[Path]) -> str:
+def report(groups: Groups, skipped: list[tuple[Path, str]], plots: list[Path], paired: list[str] = ()) -> str:
     lines = [
         "# Run comparison",
         "",
         "Final values (each run's last logged point): mean ± sample std over the runs of a group.",
         "",
     ]
-    lines += [markdown_table(table_rows(groups)), "", "## Groups", ""]
+    lines += [markdown_table(table_rows(groups)), "", "## Seed spread and evaluation error", ""]
+    lines += [noise_markdown(groups), "", "## Compute up to the last validation", "", compute_markdown(groups)]
+    if paired:
+        lines += ["", "## Paired differences", *paired]
+    lines += ["", "## Groups", ""]
     lines += [f"- **{label}**: " + ", ".join(str(run.path) for run in runs) for label, runs in groups.items()]
     notes = [f"- {run.path}: {note}" for runs in groups.values() for run in runs for note in run.notes]
     if notes:
@@ -153,6 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--group-by", help="comma-separated config keys to group by (default: overrides minus seed)")
     parser.add_argument("--band", choices=("minmax", "std"), default="minmax", help="spread over seeds")
     parser.add_argument("--keep-incomplete", action="store_true", help="keep runs that logged fewer steps")
+    parser.add_argument("--baseline", help="group (label or a unique part of it) the others are compared with")
+    parser.add_argument("--interval", choices=("t", "bootstrap"), default="t", help="confidence interval over seeds")
+    parser.add_argument("--test", choices=("t", "sign-flip"), default="t", help="paired t-test or sign-flip test")
+    parser.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals")
     args = parser.parse_args(argv)
     if args.out is None and len(args.paths) != 1:
         parser.error("with several inputs, say where to write: --out FOLDER")
@@ -164,9 +104,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not groups:
         print("no comparable runs found", file=sys.stderr)
         return 1
+    try:
+        baseline = pick_baseline(groups, args.baseline)
+    except ValueError as error:
+        parser.error(str(error))
     out.mkdir(parents=True, exist_ok=True)
     plots = plot_all(groups, out, args.band)
-    text = report(groups, skipped, plots)
+    paired = paired_sections(groups, baseline, args.interval, args.test, args.level) if len(groups) > 1 else []
+    text = report(groups, skipped, plots, paired)
     (out / "comparison.md").write_text(text)
     print(text)
     print(f"wrote {len(plots)} plots and comparison.md to {out}")

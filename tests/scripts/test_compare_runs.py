@@ -52,3 +52,17 @@ def test_several_inputs_need_out_and_nothing_to_compare_fails(compare_runs, tmp_
     assert compare_runs.main([str(runs[0]), str(runs[2]), "--out", str(tmp_path / "cmp"), "--band", "std"]) == 0
     assert (tmp_path / "cmp" / "val_accuracy_vs_step.png").is_file()
     assert compare_runs.main([str(runs[5])]) == 1  # only a run without events
+
+
+def test_paired_differences_against_a_baseline(compare_runs, tmp_path):
+    root = make_multirun(tmp_path / "multirun")
+    assert compare_runs.main([str(root), "--baseline", "experiment=b"]) == 0
+    report = (root / "comparison" / "comparison.md").read_text()
+    assert "## Seed spread and evaluation error" in report and "## Compute up to the last validation" in report
+    assert "### experiment=a vs experiment=b" in report
+    # seeds 1, 2: a - b = (+0.1, +0.3), mean 0.2, standard error 0.1; with 1 degree of freedom t is
+    # Cauchy: quantile tan(0.475 pi) = 12.706, p = 1 - 2 atan(2) / pi = 0.295
+    row = "| held-out accuracy, final | - | 0.400 | 0.600 | +0.200 [-1.071, +1.471] | 0.295 | 2 |  |"
+    assert row in report
+    with pytest.raises(SystemExit):
+        compare_runs.main([str(root), "--baseline", "experiment="])  # matches both groups

@@ -131,7 +131,8 @@ def markdown_table(rows: list[dict[str, object]]) -> str:
         return "(no runs)"
     headers = {"group": "group", "seeds": "seeds"}
     headers.update({key: f"final {key}" for key in rows[0] if key.startswith("val/")})
-    headers.update({"generated_tokens": "generated tokens", "step_s": "step time (s)"})
+    costs = {"generated_tokens": "generated tokens", "step_s": "step time (s)"}
+    headers.update({key: header for key, header in costs.items() if key in rows[0]})
     digits = {"generated_tokens": 0, "step_s": 2}
     lines = ["| " + " | ".join(headers.values()) + " |", "|" + "---|" * len(headers)]
     for row in rows:
