@@ -1,0 +1,137 @@
+"""scripts/run_study.py (plan, run states) and scripts/study_report.py (from CSVs alone); the toy
+end-to-end study, runner -> CSVs -> report, with an extension to more steps that resumes, is `slow`."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reporting"))
+from test_study import SPEC, fake_run_folder, write_spec  # noqa: E402
+
+from cipo.reporting.study import load_spec, plan_runs  # noqa: E402
+from cipo.reporting.study_results import export_run  # noqa: E402
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def run_study():
+    return load_script("run_study")
+
+
+@pytest.fixture(scope="module")
+def study_report():
+    return load_script("study_report")
+
+
+def test_run_states_and_their_commands(run_study, tmp_path):
+    spec = load_spec(write_spec(tmp_path / "results"))
+    done, export, resume, fresh = plan_runs(spec, tmp_path / "logs", tmp_path / "results")
+    for planned, logged in ((done, 4), (export, 4), (resume, 2)):
+        fake_run_folder(planned.run_dir, planned.seed, logged)
+        (planned.run_dir / "checkpoints").mkdir()
+        (planned.run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
+    export_run(done, spec.steps)
+    states = [run_study.run_state(p, spec.steps) for p in (done, export, resume, fresh)]
+    assert states == ["done", "export", "resume", "fresh"]
+    train = ["cipo-train"]
+    assert run_study.command(resume, "resume", 4, train, ["x=1"]) == [
+        "cipo-train", f"resume={resume.run_dir}", "trainer.max_epochs=4", "x=1",
+    ]  # fmt: skip
+    assert run_study.command(fresh, "fresh", 4, train, []) == [
+        "cipo-train", *fresh.overrides, f"hydra.run.dir={fresh.run_dir}", "ckpt_path=auto",
+    ]  # fmt: skip
+
+
+def test_plan_composes_every_pair_and_names_a_bad_one(run_study, tmp_path, capsys):
+    text = SPEC.replace("[experiment=builtin, algorithm=cipo]", "[experiment=builtin_cipo]")
+    path = write_spec(tmp_path / "results", text.replace("max_problems: 512, ", ""))
+    assert run_study.main([str(path), "--plan", "--logs", str(tmp_path / "logs"), "--seeds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "arithmetic / grpo: 128 sequences per RL step" in out and "arithmetic / cipo: 192" in out
+    assert "fresh   arithmetic__cipo__seed2" in out and "seed1" not in out
+    bad = write_spec(tmp_path / "bad", text.replace("[experiment=builtin_cipo]", "[experiment=builtin_ppo]"))
+    with pytest.raises(SystemExit, match="task 'arithmetic' x config 'cipo'"):
+        run_study.main([str(bad), "--plan"])
+
+
+def test_report_from_the_committed_files_alone(study_report, tmp_path):
+    results = tmp_path / "results"
+    spec = load_spec(write_spec(results))
+    for planned, final in zip(plan_runs(spec, tmp_path / "logs", results), (0.50, 0.56, 0.40, 0.47)):
+        fake_run_folder(planned.run_dir, planned.seed, 4, final=final)
+        export_run(planned, spec.steps, {"wall_s": 1800.0, "cpu_s": 1800.0}, {"commit": "abc1234"})
+    for folder in (tmp_path / "logs").iterdir():  # the run folders are not needed any more
+        subprocess.run(["rm", "-r", str(folder)], check=True)
+    assert study_report.main([str(results)]) == 0
+    report = (results / "report.md").read_text()
+    assert "- **Runs:** 4 complete of 4 planned." in report
+    assert "2.0 CPU hours" in report and "commit(s) abc1234" in report
+    assert report.index("| grpo | 2 |") < report.index("| cipo | 2 |")  # the spec's order
+    (final,) = [line for line in report.splitlines() if line.startswith("| held-out accuracy, final |")]
+    assert "| 0.450 | 0.515 | **+0.065 [+0.001, +0.129]** |" in final  # d = (+0.06, +0.07): sd 0.00707
+    assert (results / "arithmetic_val_accuracy_vs_tokens.png").stat().st_size > 1000
+    empty = write_spec(tmp_path / "empty").parent
+    assert study_report.main([str(empty)]) == 1  # a spec but no runs yet
+    with pytest.raises(FileNotFoundError, match="no such study spec"):
+        study_report.main([str(tmp_path / "logs")])
+
+
+@pytest.mark.slow
+def test_toy_study_end_to_end_then_extended_by_resuming(tmp_path):
+    """2 configurations x 2 seeds x 2 steps through cipo-train, CSVs, report; then 3 steps: every run resumes."""
+    results, logs = tmp_path / "results", tmp_path / "logs"
+    toy = """
+name: toy
+steps: {steps}
+seeds: [1, 2]
+validation: {{every: 1, samples: 2, max_problems: 8}}
+baseline: grpo
+common: [num_threads=1, export_policy=false, data.batch_size=2, data.heldout.num_records=8,
+         algorithm.correction.num_anchors=2, rollout.max_new_tokens=24, "~callbacks.rich_progress_bar"]
+tasks:
+  arithmetic: [data=arithmetic]
+configs:
+  grpo: [experiment=builtin_grpo]
+  cipo: [experiment=builtin_cipo]
+"""
+    spec_path = write_spec(results, toy.format(steps=2))
+    runner = [sys.executable, str(SCRIPTS / "run_study.py"), str(spec_path), "--logs", str(logs)]
+    done = subprocess.run([*runner, "--parallel", "2"], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stdout.count("complete") == 4
+    first = json.loads((results / "arithmetic__cipo__seed1.json").read_text())
+    assert first["complete"] and first["steps"] == 2 and first["cpu_s"] > 0
+    again = subprocess.run(runner, capture_output=True, text=True, timeout=300)  # nothing left to do
+    assert again.returncode == 0 and "4 of 4 runs done; 0 to run" in again.stdout
+
+    write_spec(results, toy.format(steps=3))
+    extended = subprocess.run([*runner, "--parallel", "2"], capture_output=True, text=True, timeout=900)
+    assert extended.returncode == 0, extended.stdout[-3000:] + extended.stderr[-3000:]
+    assert extended.stdout.count("(resume)") == 4
+    meta = json.loads((results / "arithmetic__cipo__seed1.json").read_text())
+    assert meta["complete"] and meta["completed_steps"] == 3 and meta["cpu_s"] > first["cpu_s"]
+    rows = (results / "arithmetic__cipo__seed1.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    tokens = [int(row.split(",")[header.index("compute/generated_tokens")]) for row in rows[1:]]
+    assert len(tokens) == 4 and tokens[0] == 0 and tokens[1] < tokens[2] < tokens[3]  # continued, not restarted
+
+    report = subprocess.run(
+        [sys.executable, str(SCRIPTS / "study_report.py"), str(results)], capture_output=True, text=True, timeout=300
+    )
+    assert report.returncode == 0, report.stderr[-3000:]
+    text = (results / "report.md").read_text()
+    assert "4 complete of 4 planned" in text and "#### cipo vs grpo" in text
+    assert "| cipo | 32 |" in text and "| grpo | 16 |" in text  # sequences per step: 2 x 8 + 2 x 8, 2 x 8
