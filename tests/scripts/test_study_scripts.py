@@ -3,8 +3,10 @@ end-to-end study, runner -> CSVs -> report, with an extension to more steps that
 
 import importlib.util
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,19 @@ def test_plan_composes_every_pair_and_names_a_bad_one(run_study, tmp_path, capsy
     bad = write_spec(tmp_path / "bad", text.replace("[experiment=builtin_cipo]", "[experiment=builtin_ppo]"))
     with pytest.raises(SystemExit, match="task 'arithmetic' x config 'cipo'"):
         run_study.main([str(bad), "--plan"])
+
+
+SHIPPED_SPECS = sorted((SCRIPTS.parent / "docs" / "results").glob("*/study.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED_SPECS, ids=[p.parent.name for p in SHIPPED_SPECS])
+def test_shipped_study_specs_compose(run_study, path, tmp_path, capsys):
+    assert run_study.main([str(path), "--plan", "--logs", str(tmp_path)]) == 0
+    spec = load_spec(path)
+    if spec.name == "cipo_vs_grpo":  # issue 12's floor: >= 200 steps, >= 5 seeds, >= 512 problems x 16 samples
+        assert spec.steps >= 200 and len(spec.seeds) >= 5
+        assert spec.validation["samples"] >= 16 and spec.validation["max_problems"] >= 512
+    assert "sequences per RL step" in capsys.readouterr().out
 
 
 def test_report_from_the_committed_files_alone(study_report, tmp_path):
@@ -135,3 +150,38 @@ configs:
     text = (results / "report.md").read_text()
     assert "4 complete of 4 planned" in text and "#### cipo vs grpo" in text
     assert "| cipo | 32 |" in text and "| grpo | 16 |" in text  # sequences per step: 2 x 8 + 2 x 8, 2 x 8
+
+
+@pytest.mark.slow
+def test_a_stopped_study_exports_what_it_has_and_the_next_sitting_resumes(tmp_path):
+    """SIGTERM to the runner: the run checkpoints and stops, is exported as incomplete; rerun finishes it."""
+    results, logs = tmp_path / "results", tmp_path / "logs"
+    spec_path = write_spec(
+        results,
+        """
+name: stop
+steps: 6
+seeds: [1]
+validation: {every: 3, samples: 2, max_problems: 8}
+common: [num_threads=1, export_policy=false, data.batch_size=2, data.heldout.num_records=8,
+         "~callbacks.rich_progress_bar"]
+tasks: {arithmetic: [data=arithmetic]}
+configs: {grpo: [experiment=builtin_grpo]}
+""",
+    )
+    runner = [sys.executable, str(SCRIPTS / "run_study.py"), str(spec_path), "--logs", str(logs)]
+    process = subprocess.Popen(runner, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    checkpoint = logs / "arithmetic__grpo__seed1" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 600
+    while not checkpoint.is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 130, output[-3000:]
+    meta = json.loads((results / "arithmetic__grpo__seed1.json").read_text())
+    assert not meta["complete"] and 1 <= meta["completed_steps"] < 6, output[-3000:]
+
+    again = subprocess.run(runner, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0 and "(resume)" in again.stdout, again.stdout[-3000:] + again.stderr[-3000:]
+    finished = json.loads((results / "arithmetic__grpo__seed1.json").read_text())
+    assert finished["complete"] and finished["completed_steps"] == 6 and finished["wall_s"] > meta["wall_s"]
