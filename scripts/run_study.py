@@ -55,7 +55,7 @@ from cipo.reporting.study import (  # noqa: E402
     run_overrides,
     sequences_per_step,
 )
-from cipo.reporting.study_results import export_run, is_complete  # noqa: E402
+from cipo.reporting.study_results import export_run, is_complete, read_meta  # noqa: E402
 
 POLL_S = 2.0
 STOP_GRACE_S = 600  # a stopped run finishes its step and writes a checkpoint first
@@ -70,6 +70,11 @@ def run_state(planned: PlannedRun, steps: int) -> str:
     scalars = read_scalars(planned.run_dir)
     validated = "val/accuracy" not in scalars or steps in scalars["val/accuracy"]  # (validation may be off)
     return "export" if steps_completed(scalars) >= steps and validated else "resume"
+
+
+def same_run(overrides) -> list[str]:
+    """The overrides that make a run what it is (more steps extend a run: they do not change it)."""
+    return [o for o in overrides if not o.startswith("trainer.max_epochs=")]
 
 
 def command(planned: PlannedRun, state: str, steps: int, train: list[str], extra: list[str]) -> list[str]:
@@ -188,6 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     for (task, config), count in sequences.items():
         print(f"{task} / {config}: {count} sequences per RL step")
     states = {p.run_id: run_state(p, spec.steps) for p in selected}
+    for planned in selected:  # the spec changed under results that exist: say so, never redo silently
+        meta = read_meta(planned.meta_path)
+        if meta and same_run(meta.get("overrides") or []) != same_run(planned.overrides):
+            print(
+                f"warning: {planned.meta_path.name} was made with other overrides ({meta.get('overrides')}); "
+                f"delete it, its CSV and {planned.run_dir} to redo the run with the spec's",
+                file=sys.stderr,
+            )
     if args.plan:
         for planned in selected:
             state = states[planned.run_id]

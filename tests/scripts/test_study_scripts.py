@@ -69,6 +69,21 @@ def test_plan_composes_every_pair_and_names_a_bad_one(run_study, tmp_path, capsy
         run_study.main([str(bad), "--plan"])
 
 
+def test_results_made_with_other_overrides_are_named_not_redone(run_study, tmp_path, capsys):
+    text = SPEC.replace("[experiment=builtin, algorithm=cipo]", "[experiment=builtin_cipo]")
+    path = write_spec(tmp_path / "results", text)
+    planned = plan_runs(load_spec(path), tmp_path / "logs", tmp_path / "results")[0]
+    fake_run_folder(planned.run_dir, planned.seed, 4)
+    export_run(planned, 4)
+    write_spec(tmp_path / "results", text.replace("steps: 4", "steps: 6"))  # longer: the same run, extended
+    assert run_study.main([str(path), "--plan", "--logs", str(tmp_path / "logs")]) == 0
+    assert "warning" not in capsys.readouterr().err
+    write_spec(tmp_path / "results", text.replace("[experiment=builtin_grpo]", "[experiment=builtin_grpo_matched]"))
+    assert run_study.main([str(path), "--plan", "--logs", str(tmp_path / "logs")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: arithmetic__grpo__seed1.json was made with other overrides" in err and "delete it" in err
+
+
 SHIPPED_SPECS = sorted((SCRIPTS.parent / "docs" / "results").glob("*/study.yaml"))
 
 
@@ -131,6 +146,7 @@ configs:
     assert first["complete"] and first["steps"] == 2 and first["cpu_s"] > 0
     again = subprocess.run(runner, capture_output=True, text=True, timeout=300)  # nothing left to do
     assert again.returncode == 0 and "4 of 4 runs done; 0 to run" in again.stdout
+    assert "warning" not in again.stderr
 
     write_spec(results, toy.format(steps=3))
     extended = subprocess.run([*runner, "--parallel", "2"], capture_output=True, text=True, timeout=900)
