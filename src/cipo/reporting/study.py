@@ -84,10 +84,14 @@ def _fail(path: Path, message: str) -> None:
     raise ValueError(f"{path}: {message}")
 
 
+def _study_owned(key: str) -> bool:
+    return any(key == owned or (owned.endswith(".") and key.startswith(owned)) for owned in STUDY_OWNED)
+
+
 def _overrides(path: Path, where: str, value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(o, str) and ("=" in o or o.startswith("~")) for o in value):
         _fail(path, f"{where} must be a list of Hydra overrides (key=value or ~key strings), got {value!r}")
-    owned = [o for o in value if any(o.lstrip("+~").split("=")[0].startswith(key) for key in STUDY_OWNED)]
+    owned = [o for o in value if _study_owned(o.lstrip("+~").split("=")[0])]
     if owned:
         _fail(path, f"{where} sets {owned}: the study sets seed, steps, validation and the run folder itself")
     return tuple(value)
