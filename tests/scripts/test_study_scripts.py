@@ -94,6 +94,9 @@ def test_shipped_study_specs_compose(run_study, path, tmp_path, capsys):
     if spec.name == "cipo_vs_grpo":  # issue 12's floor: >= 200 steps, >= 5 seeds, >= 512 problems x 16 samples
         assert spec.steps >= 200 and len(spec.seeds) >= 5
         assert spec.validation["samples"] >= 16 and spec.validation["max_problems"] >= 512
+        sequences = run_study.check_configs(spec, [])  # the compute match holds in whatever layout
+        for task in spec.tasks:
+            assert sequences[task, "grpo_matched"] == sequences[task, "cipo"] > sequences[task, "grpo"]
     assert "sequences per RL step" in capsys.readouterr().out
 
 
