@@ -19,7 +19,7 @@ common: [num_threads=1, "~callbacks.rich_progress_bar"]
 tasks:
   arithmetic: [data=arithmetic, data.heldout.num_records=512]
 configs:
-  grpo: [experiment=builtin_grpo]
+  grpo: [experiment=builtin, algorithm=grpo]
   cipo: [experiment=builtin, algorithm=cipo]
 """
 
@@ -55,9 +55,12 @@ def test_plan_is_seed_major_and_the_study_sets_its_own_keys(tmp_path):
         (("steps: 4", "steps: 0"), "steps must be an integer >= 1"),
         (("seeds: [1, 2]", "seeds: [1, 1]"), "seeds repeat"),
         (("baseline: grpo", "baseline: ppo"), "'ppo', which is not under configs"),
-        (("[experiment=builtin_grpo]", "[experiment=builtin_grpo, seed=3]"), r"configs.grpo sets \['seed=3'\]"),
-        (("[experiment=builtin_grpo]", "[experiment=builtin_grpo, validation.every=5]"), "the study sets seed"),
-        (("[experiment=builtin_grpo]", "experiment=builtin_grpo"), "configs.grpo must be a list of Hydra overrides"),
+        (("algorithm=grpo]", "algorithm=grpo, seed=3]"), r"configs.grpo sets \['seed=3'\]"),
+        (("algorithm=grpo]", "algorithm=grpo, validation.every=5]"), "the study sets seed"),
+        (
+            ("[experiment=builtin, algorithm=grpo]", "experiment=builtin"),
+            "configs.grpo must be a list of Hydra overrides",
+        ),
         (("  grpo:", "  gr__po:"), "no '__'"),
         (("baseline: grpo", "baseline: grpo\nepochs: 3"), r"unknown keys \['epochs'\]"),
     ],

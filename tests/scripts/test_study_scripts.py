@@ -58,27 +58,28 @@ def test_run_states_and_their_commands(run_study, tmp_path):
 
 
 def test_plan_composes_every_pair_and_names_a_bad_one(run_study, tmp_path, capsys):
-    text = SPEC.replace("[experiment=builtin, algorithm=cipo]", "[experiment=builtin_cipo]")
-    path = write_spec(tmp_path / "results", text.replace("max_problems: 512, ", ""))
+    path = write_spec(tmp_path / "results", SPEC.replace("max_problems: 512, ", ""))
     assert run_study.main([str(path), "--plan", "--logs", str(tmp_path / "logs"), "--seeds", "2"]) == 0
     out = capsys.readouterr().out
     assert "arithmetic / grpo: 128 sequences per RL step" in out and "arithmetic / cipo: 192" in out
     assert "fresh   arithmetic__cipo__seed2" in out and "seed1" not in out
-    bad = write_spec(tmp_path / "bad", text.replace("[experiment=builtin_cipo]", "[experiment=builtin_ppo]"))
+    bad = write_spec(tmp_path / "bad", SPEC.replace("algorithm=cipo]", "algorithm=ppo]"))
     with pytest.raises(SystemExit, match="task 'arithmetic' x config 'cipo'"):
         run_study.main([str(bad), "--plan"])
 
 
 def test_results_made_with_other_overrides_are_named_not_redone(run_study, tmp_path, capsys):
-    text = SPEC.replace("[experiment=builtin, algorithm=cipo]", "[experiment=builtin_cipo]")
-    path = write_spec(tmp_path / "results", text)
+    path = write_spec(tmp_path / "results", SPEC)
     planned = plan_runs(load_spec(path), tmp_path / "logs", tmp_path / "results")[0]
     fake_run_folder(planned.run_dir, planned.seed, 4)
     export_run(planned, 4)
-    write_spec(tmp_path / "results", text.replace("steps: 4", "steps: 6"))  # longer: the same run, extended
+    write_spec(tmp_path / "results", SPEC.replace("steps: 4", "steps: 6"))  # longer: the same run, extended
     assert run_study.main([str(path), "--plan", "--logs", str(tmp_path / "logs")]) == 0
     assert "warning" not in capsys.readouterr().err
-    write_spec(tmp_path / "results", text.replace("[experiment=builtin_grpo]", "[experiment=builtin_grpo_matched]"))
+    write_spec(
+        tmp_path / "results",
+        SPEC.replace("[experiment=builtin, algorithm=grpo]", "[experiment=builtin_matched, algorithm=grpo]"),
+    )
     assert run_study.main([str(path), "--plan", "--logs", str(tmp_path / "logs")]) == 0
     err = capsys.readouterr().err
     assert "warning: arithmetic__grpo__seed1.json was made with other overrides" in err and "delete it" in err
@@ -137,8 +138,8 @@ common: [num_threads=1, export_policy=false, data.batch_size=2, data.heldout.num
 tasks:
   arithmetic: [data=arithmetic]
 configs:
-  grpo: [experiment=builtin_grpo]
-  cipo: [experiment=builtin_cipo]
+  grpo: [experiment=builtin, algorithm=grpo]
+  cipo: [experiment=builtin, algorithm=cipo]
 """
     spec_path = write_spec(results, toy.format(steps=2))
     runner = [sys.executable, str(SCRIPTS / "run_study.py"), str(spec_path), "--logs", str(logs)]
@@ -185,7 +186,7 @@ validation: {every: 3, samples: 2, max_problems: 8}
 common: [num_threads=1, export_policy=false, data.batch_size=2, data.heldout.num_records=8,
          "~callbacks.rich_progress_bar"]
 tasks: {arithmetic: [data=arithmetic]}
-configs: {grpo: [experiment=builtin_grpo]}
+configs: {grpo: [experiment=builtin, algorithm=grpo]}
 """,
     )
     runner = [sys.executable, str(SCRIPTS / "run_study.py"), str(spec_path), "--logs", str(logs)]

@@ -12,8 +12,9 @@ per-run CSVs and the report)::
     common: [num_threads=1]             # Hydra overrides for every run
     tasks:                              # name -> overrides (the data set and its held-out size)
       arithmetic: [data=arithmetic, data.heldout.num_records=512]
-    configs:                            # name -> overrides (the algorithm, in either layout)
-      grpo: [experiment=builtin_grpo]
+    configs:                            # name -> overrides (the setting and the algorithm)
+      grpo: [experiment=builtin, algorithm=grpo]
+      grpo_matched: [experiment=builtin_matched, algorithm=grpo]
       cipo: [experiment=builtin, algorithm=cipo]
 
 A run's command line is ``common + task + config + (seed, steps, validation)``; the study's own
