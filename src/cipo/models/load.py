@@ -8,12 +8,14 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from cipo.models.builtin import builtin_policy_dir
+from cipo.models.packaged import PACKAGED_MODELS, packaged_model_dir
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def resolve_model_path(path: str) -> str:
-    """``builtin`` -> the shipped policy; a path-like string must exist."""
+    """``builtin`` -> the shipped policy; a packaged model's name (``smollm2``) -> its converted
+    folder (converted on first use, ``models/packaged.py``); a path-like string must exist."""
     if path == "builtin":
         folder = builtin_policy_dir()
         if not (folder / "config.json").exists():
@@ -22,6 +24,8 @@ def resolve_model_path(path: str) -> str:
                 "`python scripts/build_builtin_policy.py` or reinstall the package"
             )
         return str(folder)
+    if path in PACKAGED_MODELS:
+        return str(packaged_model_dir(path))
     looks_local = path.startswith(("/", ".", "~")) or Path(path).expanduser().exists()
     if looks_local and not (Path(path).expanduser() / "config.json").exists():
         raise FileNotFoundError(
