@@ -23,7 +23,9 @@ class ScriptedEngine:
         self.tokenizer, self.script = tokenizer, script
         self.calls: list[tuple[list[str], int, SamplingSettings, int]] = []
 
-    def generate(self, prompts: list[str], n: int, settings: SamplingSettings, seed: int) -> list[list[Completion]]:
+    def generate(self, prompts: list, n: int, settings: SamplingSettings, seed: int) -> list[list[Completion]]:
+        # id prompts (corrections, token in) are decoded so that scripts and assertions read text
+        prompts = [p if isinstance(p, str) else self.tokenizer.decode(p) for p in prompts]
         self.calls.append((list(prompts), n, settings, seed))
         return [[self._completion(self.script(p, j, seed)) for j in range(n)] for p in prompts]
 

@@ -173,3 +173,13 @@ def test_requires_pad_token(model, built_tokenizer):
 def test_sampling_settings_validation(kwargs, match):
     with pytest.raises(ValueError, match=rf"rollout\.{match}"):
         SamplingSettings(**kwargs)
+
+
+def test_token_id_prompts_are_used_as_given(engine, built_tokenizer):
+    """Token in: a prompt given as ids samples exactly what its text would, mixed with text prompts."""
+    settings = SamplingSettings(max_new_tokens=6)
+    as_ids = [built_tokenizer(p, add_special_tokens=False)["input_ids"] for p in PROMPTS]
+    mixed = [ids if index % 2 else text for index, (text, ids) in enumerate(zip(PROMPTS, as_ids))]
+    expected = engine.generate(PROMPTS, 2, settings, seed=3)
+    assert engine.generate(mixed, 2, settings, seed=3) == expected
+    assert engine.generate(as_ids, 2, settings, seed=3) == expected

@@ -113,6 +113,15 @@ def test_seeds_and_greedy(engine, policy):
 
 
 @needs_vllm
+def test_token_id_prompts_are_used_as_given(engine, policy):
+    _, tokenizer = policy
+    settings = SamplingSettings(max_new_tokens=8)
+    as_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in PROMPTS]
+    ids = lambda out: [c.token_ids for g in out for c in g]  # noqa: E731
+    assert ids(engine.generate(as_ids, 2, settings, seed=4)) == ids(engine.generate(PROMPTS, 2, settings, seed=4))
+
+
+@needs_vllm
 def test_seeded_batch_larger_than_one_scheduler_step(engine):
     """Regression: > max_num_batched_tokens (4096) of prompts with seeds crashed vLLM 0.32's CPU
     runner when a prompt was split over steps (chunked prefill; now off on CPU)."""

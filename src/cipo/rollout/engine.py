@@ -10,6 +10,18 @@ from typing import Protocol
 
 from cipo.types import Completion, SamplingSettings
 
+# A prompt is text (tokenised by the engine with the trainer's tokenizer, no special tokens
+# added) or token ids, used as given: a correction prompt carries the attempt's *sampled* ids,
+# which re-encoding its decoded text could split differently (token in, token out).
+Prompt = str | list[int]
+
+
+def prompt_token_ids(tokenizer, prompt: Prompt) -> list[int]:
+    """The ids an engine feeds the model for ``prompt``."""
+    if isinstance(prompt, str):
+        return tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    return list(prompt)
+
 
 @dataclass(frozen=True)
 class SyncReport:
@@ -31,8 +43,8 @@ class SyncReport:
 class RolloutEngine(Protocol):
     """Generates completions with per-token sampling logprobs from the current policy."""
 
-    def generate(self, prompts: list[str], n: int, settings: SamplingSettings, seed: int) -> list[list[Completion]]:
-        """``n`` completions per prompt, outer list aligned with ``prompts``."""
+    def generate(self, prompts: list[Prompt], n: int, settings: SamplingSettings, seed: int) -> list[list[Completion]]:
+        """``n`` completions per prompt (text or token ids), outer list aligned with ``prompts``."""
         ...
 
     def sync_weights(self) -> SyncReport | None:

@@ -19,7 +19,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-from cipo.rollout.engine import SamplingSettings
+from cipo.rollout.engine import Prompt, SamplingSettings, prompt_token_ids
 from cipo.types import Completion
 
 
@@ -60,7 +60,7 @@ class HFEngine:
         """Nothing to do or to check: ``generate`` runs on the trainer's own parameters."""
 
     @torch.no_grad()
-    def generate(self, prompts: list[str], n: int, settings: SamplingSettings, seed: int) -> list[list[Completion]]:
+    def generate(self, prompts: list[Prompt], n: int, settings: SamplingSettings, seed: int) -> list[list[Completion]]:
         results: list[list[Completion]] = []
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(seed)  # generate samples from the global RNG; restore it afterwards
@@ -74,9 +74,10 @@ class HFEngine:
             torch.random.set_rng_state(generator_state)
         return results
 
-    def _generate_chunk(self, prompts: list[str], n: int, settings: SamplingSettings) -> list[list[Completion]]:
+    def _generate_chunk(self, prompts: list[Prompt], n: int, settings: SamplingSettings) -> list[list[Completion]]:
         self.tokenizer.padding_side = "left"
-        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        ids = [prompt_token_ids(self.tokenizer, prompt) for prompt in prompts]
+        encoded = self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
         device = next(self.model.parameters()).device
         input_ids = encoded["input_ids"].repeat_interleave(n, dim=0).to(device)
         attention_mask = encoded["attention_mask"].repeat_interleave(n, dim=0).to(device)

@@ -12,8 +12,8 @@ is scored by vLLM (prompt logprobs) and by the trainer (teacher forcing); the ma
 difference is returned in a ``SyncReport`` for the callback to log and enforce.
 
 Sampling logprobs are vLLM's ``processed_logprobs`` (after temperature / top-p), the same
-convention as ``HFEngine``. Prompts are tokenised with the trainer's tokenizer and sent as
-token ids, and completions are decoded with it, so packing sees exactly the sampled ids
+convention as ``HFEngine``. Text prompts are tokenised with the trainer's tokenizer and sent as
+token ids (id prompts go as they are), and completions are decoded with it, so packing sees exactly the sampled ids
 (EOS included when sampled). Greedy decoding (temperature 0) samples one row per prompt and
 repeats it, as vLLM allows only n = 1 there.
 
@@ -30,7 +30,7 @@ import time
 import torch
 
 from cipo.algorithms.logprobs import token_logprobs
-from cipo.rollout.engine import SamplingSettings, SyncReport
+from cipo.rollout.engine import Prompt, SamplingSettings, SyncReport, prompt_token_ids
 from cipo.rollout.engine_errors import engine_start_hint
 from cipo.types import Completion
 
@@ -123,13 +123,13 @@ class VLLMEngine:
 
     # --- RolloutEngine ------------------------------------------------------------------
 
-    def generate(self, prompts: list[str], n: int, settings: SamplingSettings, seed: int) -> list[list[Completion]]:
+    def generate(self, prompts: list[Prompt], n: int, settings: SamplingSettings, seed: int) -> list[list[Completion]]:
         self._wake(["weights", "kv_cache"])
         greedy = settings.temperature == 0
         rows = 1 if greedy else n
         requests, params = [], []
         for index, prompt in enumerate(prompts):
-            requests.append({"prompt_token_ids": self.tokenizer(prompt, add_special_tokens=False)["input_ids"]})
+            requests.append({"prompt_token_ids": prompt_token_ids(self.tokenizer, prompt)})
             params.append(
                 self._sampling_params(
                     n=rows,
