@@ -12,7 +12,6 @@ from cipo.algorithms.losses import (
     kl_penalty,
     loss_denominator,
     sft_nll,
-    truncated_is_weights,
 )
 
 
@@ -70,18 +69,6 @@ def test_is_weights_scale_and_are_detached():
     torch.testing.assert_close(weighted, 0.5 * base)
     weighted.sum().backward()
     assert w.grad is None
-
-
-def test_truncated_is_weights_hand_computed():
-    trainer = torch.tensor([[0.0, -1.0, -3.0, 1000.0]], requires_grad=True)
-    engine = torch.tensor([[0.0, -2.0, -1.0, 0.0]])
-    w = truncated_is_weights(trainer, engine, cap=2.0)
-    torch.testing.assert_close(w, torch.tensor([[1.0, 2.0, math.exp(-2.0), 2.0]]))  # min(exp(d), cap), no inf
-    assert not w.requires_grad
-    with pytest.raises(ValueError, match="cap must be > 0"):
-        truncated_is_weights(trainer, engine, cap=0.0)
-    with pytest.raises(ValueError, match="engine_logprobs must have the shape"):
-        truncated_is_weights(trainer, engine[:, :2], cap=2.0)
 
 
 def test_token_level_advantages_and_padding_with_inf():

@@ -119,3 +119,15 @@ def test_objective_metrics_from_summed_stats():
     assert metrics["train/entropy"] == pytest.approx(0.3) and metrics["train/tokens"] == 10.0
     assert metrics["train/loss"] == totals["loss"] and "train/kl" not in metrics
     assert metrics["rollout/logprob_diff_mean"] == pytest.approx(totals["logprob_diff_sum"] / 10)
+
+
+def test_is_weights_mode_reaches_the_weights():
+    """sequence_mask drops a whole row whose product of ratios passes the cap; token_truncate caps each token."""
+    engine = torch.full((3, 3), -math.log(2.0), dtype=torch.float64)  # each token's ratio 2
+    _, truncated = _objective(_logprobs(), engine, is_weights_cap=1.5)
+    loss, masked = _objective(_logprobs(), engine, is_weights_cap=1.5, is_weights_mode="sequence_mask")
+    assert truncated["is_weight_sum"] == pytest.approx(1.5 * 4) and masked["is_weight_sum"] == 0.0
+    assert masked["pg_loss"] == 0.0 and masked["is_capped_sum"] == truncated["is_capped_sum"] == 4
+    denominators = objective_denominators(stream_masks(LOSS_MASK, IS_CORRECTION, SFT), LOSS_MASK, "token_mean")
+    metrics = objective_metrics({**masked, "entropy_sum": 0.0}, denominators)
+    assert metrics["train/is_capped_frac"] == 1.0 and metrics["train/is_weight_mean"] == 0.0

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cipo.algorithms.advantages import ADVANTAGE_METHODS, STD_SCOPES
+from cipo.algorithms.importance import IS_MODES
 from cipo.algorithms.losses import KL_ESTIMATORS, LOSS_AGG_MODES, check_clip_range
 from cipo.algorithms.replay import ReplayControl
 from cipo.schema import build_dataclass
@@ -63,6 +64,19 @@ class CorrectionConfig:
 
 
 @dataclass(frozen=True)
+class DynamicSamplingConfig:
+    """DAPO's dynamic sampling (``algorithms/dynamic_sampling.py``): zero-variance groups leave the
+    GRPO loss and up to ``max_extra_rounds`` more generation rounds refill the step."""
+
+    enabled: bool = False
+    max_extra_rounds: int = 2
+
+    def __post_init__(self) -> None:
+        key = "algorithm.dynamic_sampling.max_extra_rounds"
+        _check(self.max_extra_rounds >= 0, key, f"must be >= 0, got {self.max_extra_rounds}")
+
+
+@dataclass(frozen=True)
 class AlgorithmConfig:
     """GRPO's knobs plus the correction stream."""
 
@@ -76,7 +90,10 @@ class AlgorithmConfig:
     kl_estimator: str = "k3"
     ppo_epochs: int = 1  # mu: passes over each rollout batch
     num_mini_batches: int = 1  # optimizer steps per pass
-    is_weights_cap: float | None = None  # truncated engine/trainer importance weights (None: off)
+    is_weights_cap: float | None = None  # engine/trainer importance weights' cap (None: off)
+    is_weights_mode: str = "token_truncate"  # TRL's vllm_importance_sampling_mode values
+    mask_truncated_completions: bool = False  # TRL's name: cut-off completions leave the loss
+    dynamic_sampling: DynamicSamplingConfig = field(default_factory=DynamicSamplingConfig)
     correction: CorrectionConfig = field(default_factory=CorrectionConfig)
 
     def __post_init__(self) -> None:
@@ -111,6 +128,11 @@ class AlgorithmConfig:
             f"{key}.is_weights_cap",
             f"must be null or a number > 0 (e.g. 2.0), got {cap!r}",
         )
+        _check(
+            self.is_weights_mode in IS_MODES,
+            f"{key}.is_weights_mode",
+            f"must be one of {IS_MODES}, got {self.is_weights_mode!r}",
+        )
 
     @property
     def updates_per_step(self) -> int:
@@ -128,6 +150,7 @@ class AlgorithmConfig:
             max_len=max_len,
             correction_coef=self.correction.coef,
             is_weights_cap=self.is_weights_cap,
+            is_weights_mode=self.is_weights_mode,
             kl_coef=self.kl_coef,
             kl_estimator=self.kl_estimator,
         )

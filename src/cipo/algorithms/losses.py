@@ -29,8 +29,6 @@ Choices made here (not the paper's, which is unavailable to us):
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
@@ -126,21 +124,6 @@ def clipped_surrogate(
             "approx_kl": _masked_mean((r - 1.0) - log_ratio.detach(), m, count),
         }
     return loss, metrics
-
-
-def truncated_is_weights(trainer_logprobs: Tensor, engine_logprobs: Tensor, cap: float) -> Tensor:
-    """Truncated importance weights for the engine/trainer mismatch (TIS, as in verl/TRL).
-
-    w_t = min(exp(trainer_t - engine_t), cap), detached; (N, T) in, (N, T) out. The sampler
-    (vLLM kernels, bf16) and the trainer score the same tokens slightly differently; w_t
-    re-weights each token from the engine's distribution to the trainer's old policy, and the
-    cap bounds the variance. Computed as exp(min(d, log cap)) so it never overflows.
-    """
-    if cap <= 0:
-        raise ValueError(f"cap must be > 0, got {cap!r}")
-    _check_same_shape("trainer_logprobs", trainer_logprobs, engine_logprobs=engine_logprobs)
-    log_ratio = (trainer_logprobs.detach() - engine_logprobs.detach()).float()
-    return torch.exp(log_ratio.clamp(max=math.log(cap)))
 
 
 def kl_penalty(logprobs: Tensor, ref_logprobs: Tensor, estimator: str = "k3") -> Tensor:

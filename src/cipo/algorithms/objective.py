@@ -5,12 +5,12 @@
 Rows of one packed batch belong to one of three streams (``stream_masks``): main-stream samples,
 correction episodes trained with the clipped surrogate, and correction episodes trained with a
 supervised NLL (``objective: sft``, the rejection-sampling baseline; their advantage is unused).
-The per-token surrogate is ``losses.clipped_surrogate`` with optional truncated importance weights
-between the engine and the trainer (``is_weights_cap``); each stream is reduced on its own
-(``losses.aggregate_loss``) and divided by its count over the WHOLE mini-batch (``Denominators``,
-summed over micro-batches and ranks by the caller), so the micro-batch split and the number of
-processes change memory and speed, never the gradient. The KL term is reduced over every trained
-token, with the same denominators.
+The per-token surrogate is ``losses.clipped_surrogate`` with optional importance weights between
+the engine and the trainer (``is_weights_cap`` / ``is_weights_mode``, ``importance.py``); each
+stream is reduced on its own (``losses.aggregate_loss``) and divided by its count over the WHOLE
+mini-batch (``Denominators``, summed over micro-batches and ranks by the caller), so the
+micro-batch split and the number of processes change memory and speed, never the gradient. The KL
+term is reduced over every trained token, with the same denominators.
 
 Our choices (the paper's text was unavailable to us):
   * Two separately averaged streams: the correction stream gets weight alpha whatever its size
@@ -28,13 +28,13 @@ from dataclasses import asdict, dataclass, fields
 
 from torch import Tensor
 
+from cipo.algorithms.importance import engine_is_weights
 from cipo.algorithms.losses import (
     aggregate_loss,
     clipped_surrogate,
     kl_penalty,
     loss_denominator,
     sft_nll,
-    truncated_is_weights,
 )
 
 CLIP_STATS = ("clipfrac", "clipfrac_low", "clipfrac_high", "ratio_mean", "approx_kl")
@@ -105,6 +105,7 @@ def cipo_objective(
     max_len: int,
     correction_coef: float,
     is_weights_cap: float | None = None,
+    is_weights_mode: str = "token_truncate",
     ref_logprobs: Tensor | None = None,
     kl_coef: float = 0.0,
     kl_estimator: str = "k3",
@@ -122,7 +123,8 @@ def cipo_objective(
         clip_low, clip_high, loss_agg, max_len: the surrogate's clip range and reduction
             (``max_len``: Dr. GRPO's constant length, the generation limit).
         correction_coef: alpha.
-        is_weights_cap: None, or the cap of the truncated engine/trainer importance weights.
+        is_weights_cap: None, or the cap C of the engine/trainer importance weights.
+        is_weights_mode: how the weights use C (``importance.IS_MODES``: token/sequence x truncate/mask).
         ref_logprobs: (N, T) the frozen reference's log-probs; required when ``kl_coef`` > 0.
         kl_coef, kl_estimator: beta and the KL estimator (``losses.kl_penalty``).
 
@@ -131,12 +133,15 @@ def cipo_objective(
         stats: floats that are SUMS over this micro-batch (add them over micro-batches and
         ranks, then ``objective_metrics``): ``loss``, ``pg_loss``, ``correction_loss``, ``kl``
         (if beta > 0), ``rl_tokens``, ``logprob_diff_sum``, ``<clip stat>_sum`` for each of
-        ``CLIP_STATS`` and ``is_weight_sum`` (if capped).
+        ``CLIP_STATS``, ``is_weight_sum`` and ``is_capped_sum`` (tokens whose ratio passed the cap)
+        when ``is_weights_cap`` is set.
     """
     if kl_coef > 0 and ref_logprobs is None:
         raise ValueError("kl_coef > 0 needs ref_logprobs (the frozen reference's log-probs)")
     rl_mask = masks.rl
-    is_weights = None if is_weights_cap is None else truncated_is_weights(old_logprobs, engine_logprobs, is_weights_cap)
+    is_weights = capped = None
+    if is_weights_cap is not None:
+        is_weights, capped = engine_is_weights(old_logprobs, engine_logprobs, rl_mask, is_weights_mode, is_weights_cap)
     per_token, clip_stats = clipped_surrogate(
         logprobs, old_logprobs, advantages, rl_mask, clip_low, clip_high, is_weights
     )
@@ -155,6 +160,7 @@ def cipo_objective(
     }
     if is_weights is not None:
         stats["is_weight_sum"] = float((is_weights * rl_mask).sum())
+        stats["is_capped_sum"] = float(capped.sum())
     if kl_coef > 0:
         per_token_kl = kl_penalty(logprobs, ref_logprobs, kl_estimator)
         kl = aggregate_loss(per_token_kl, loss_mask, denominator=denominators.all or None, **agg)
@@ -186,4 +192,5 @@ def objective_metrics(totals: dict[str, float], denominators: Denominators) -> d
         metrics["train/kl"] = totals["kl"]
     if "is_weight_sum" in totals:
         metrics["train/is_weight_mean"] = totals["is_weight_sum"] / rl_tokens
+        metrics["train/is_capped_frac"] = totals.get("is_capped_sum", 0.0) / rl_tokens
     return metrics
