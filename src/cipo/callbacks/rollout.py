@@ -117,6 +117,7 @@ class RolloutCallback(L.Callback):
             self.replay.ratio,
             seed=self._seed(trainer.current_epoch),
             step=trainer.current_epoch,
+            draw=datamodule.next_prompts,  # dynamic sampling's refills (one process: see setup)
         )
         pl_module.rollout_batch = result.batch
         counts = dataclasses.replace(result.counts, rollout_s=time.perf_counter() - self._epoch_started)
@@ -262,6 +263,12 @@ class RolloutCallback(L.Callback):
 def per_rank_algorithm(algorithm: AlgorithmConfig, world_size: int) -> AlgorithmConfig:
     """Each of ``world_size`` ranks revises its share of the step's ``correction.num_anchors``."""
     anchors = algorithm.correction.num_anchors
+    if world_size > 1 and algorithm.dynamic_sampling.enabled:
+        # each rank would refill from the shared prompt sampler by its own count: they would drift apart
+        raise ValueError(
+            f"algorithm.dynamic_sampling.enabled=true runs in one process only (this run has {world_size}); "
+            "turn it off or train with one process"
+        )
     if world_size == 1 or not algorithm.correction.enabled:
         return algorithm
     if anchors % world_size:

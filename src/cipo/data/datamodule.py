@@ -130,10 +130,10 @@ class PromptDataModule(L.LightningDataModule):
         generator = torch.Generator().manual_seed(self.seed * 7919 + pass_index)
         return torch.randperm(len(self.train_records), generator=generator).tolist()
 
-    def next_prompts(self) -> list[Record]:
-        """The next ``batch_size`` train records; reshuffles after each full pass."""
-        chosen = []
-        while len(chosen) < self.batch_size:
+    def next_prompts(self, count: int | None = None) -> list[Record]:
+        """The next ``count`` (default ``batch_size``) train records; reshuffles after each full pass."""
+        chosen, count = [], self.batch_size if count is None else count
+        while len(chosen) < count:
             if self._position >= len(self._order):
                 self._pass, self._position = self._pass + 1, 0
                 self._order = self._permutation(self._pass)

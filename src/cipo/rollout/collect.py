@@ -12,6 +12,14 @@
       pack      -> RolloutBatch (main rows first, then kept correction rows)
       -> RoundResult(batch, counts, samples)                           rollout/round_counts.py
 
+Token in, token out: prompts go to the engine as ids and the batch packs exactly those ids and
+the sampled ones; a correction prompt joins the problem's ids, the attempt's sampled ids and the
+template's suffix (``rollout/correction_prompts.py``), never re-encoding the attempt's text.
+Options: ``algorithm.mask_truncated_completions`` keeps completions cut off at max_new_tokens out
+of the loss (both streams); ``algorithm.dynamic_sampling`` trains the main stream only on groups
+with unequal rewards, refilled by extra rounds (``rollout/dynamic_rounds.py``), and chooses anchors
+from every generated group (all-wrong groups are where failed attempts come from).
+
 With ``algorithm.correction.enabled: false`` this is exactly GRPO's rollout. With
 ``objective: sft`` the successful revisions are kept as supervised targets instead
 (the rejection-sampling baseline) and the failed ones are dropped.
@@ -21,17 +29,21 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
 from cipo.algorithms.advantages import correction_advantages, group_advantages
 from cipo.algorithms.config import AlgorithmConfig
-from cipo.algorithms.correction import CorrectionCounts, build_correction_prompts, select_anchors
+from cipo.algorithms.correction import CorrectionCounts, select_anchors
+from cipo.rollout import correction_prompts as token_prompts
+from cipo.rollout.dynamic_rounds import fill_informative_groups
 from cipo.rollout.engine import RolloutEngine
 from cipo.rollout.packing import pack_sequences
 from cipo.rollout.round_counts import RoundCounts, StreamCounts, status_counts
-from cipo.types import Completion, Record, RolloutBatch, SamplingSettings, VerifierResult
+from cipo.rollout.streams import Stream
+from cipo.types import Record, RolloutBatch, SamplingSettings
 from cipo.verifiers import Verifier
 
 SAMPLES_LOGGED = 4  # rows of a step's sample table (TensorBoard text)
@@ -44,24 +56,6 @@ class RoundResult:
     batch: RolloutBatch
     counts: RoundCounts
     samples: list[dict[str, str]]
-
-
-@dataclass
-class _Stream:
-    """Flat rows of one stream, group by group (G samples of a prompt / M revisions of an anchor)."""
-
-    prompts: list[str] = field(default_factory=list)
-    references: list[str] = field(default_factory=list)
-    completions: list[Completion] = field(default_factory=list)
-    results: list[VerifierResult] = field(default_factory=list)
-    rewards: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
-    advantages: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
-    keep: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.bool))
-    sft: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.bool))
-
-    @property
-    def success(self) -> torch.Tensor:
-        return torch.tensor([r.success for r in self.results], dtype=torch.bool)
 
 
 class _Clock:
@@ -83,31 +77,58 @@ def collect_round(
     seed: int,
     step: int,
     num_samples_logged: int = SAMPLES_LOGGED,
+    draw: Callable[[int], list[Record]] | None = None,
 ) -> RoundResult:
-    """Generate, verify and score one step's main and correction episodes, and pack them."""
+    """Generate, verify and score one step's main and correction episodes, and pack them.
+
+    ``draw(count)``: ``count`` more train records, for dynamic sampling's extra rounds (required
+    when ``algorithm.dynamic_sampling.enabled``)."""
     group_size, corr, clock = algorithm.group_size, algorithm.correction, _Clock()
-    main = generate(
-        engine, [r.prompt for r in records], [r.reference for r in records], group_size, sampling, seed, clock
-    )
-    verify_stream(main, verify, group_size, clock)
+
+    def sample(records: list[Record], seed: int) -> Stream:
+        ids = tokenizer([r.prompt for r in records], add_special_tokens=False)["input_ids"] if records else []
+        stream = generate(engine, [r.prompt for r in records], ids, [r.reference for r in records], group_size,
+                          sampling, seed, clock)  # fmt: skip
+        verify_stream(stream, verify, group_size, clock)
+        return stream
+
+    main, extra_rounds, trained_groups = sample(records, seed), 0, None
+    if algorithm.dynamic_sampling.enabled and records:
+        if draw is None:
+            raise ValueError("algorithm.dynamic_sampling.enabled needs draw (more train records) in collect_round")
+        filled = fill_informative_groups(
+            main,
+            lambda count, round_index: sample(draw(count), seed + 104_729 * round_index),
+            group_size,
+            len(records),
+            algorithm.dynamic_sampling.max_extra_rounds,
+        )
+        main, extra_rounds, trained_groups = filled.generated, filled.extra_rounds, filled.trained_groups
     score_main(main, group_size, algorithm.advantage)
     counts = main_counts(main, group_size)
+    if trained_groups is not None:
+        counts = dataclasses.replace(
+            counts, dynamic_sampling=True, extra_rounds=extra_rounds, trained_groups=int(trained_groups.sum())
+        )
 
-    correction, samples = _Stream(), []
+    correction, samples = Stream(), []
     if corr.enabled and corr.num_anchors > 0 and len(records) > 0:
         anchors, anchor_counts = choose_anchors(main, group_size, algorithm, replay_ratio, seed)
-        prompts = correction_prompts(main, anchors, correction_template)
+        texts, ids = correction_prompts(tokenizer, main, anchors, correction_template)
         references = [main.references[i] for i in anchors]
-        correction = generate(engine, prompts, references, corr.samples_per_anchor, sampling, seed + 1, clock)
+        correction = generate(engine, texts, ids, references, corr.samples_per_anchor, sampling, seed + 1, clock)
         verify_stream(correction, verify, corr.samples_per_anchor, clock)
         anchor_success = main.success[anchors].repeat_interleave(corr.samples_per_anchor)
         score_corrections(correction, anchor_success, algorithm)
         counts = correction_counts(counts, anchor_counts, correction, anchor_success)
         samples = correction_samples(main, anchors, correction, corr.samples_per_anchor, num_samples_logged)
     samples = samples or main_samples(main, group_size, num_samples_logged)
+    generated_rows = main.completions + correction.completions
+    if trained_groups is not None:  # the GRPO loss sees only the informative groups
+        main = main.rows(trained_groups.repeat_interleave(group_size).nonzero().flatten().tolist())
 
-    batch = pack(tokenizer, main, correction, step)
-    generated = sum(len(c.token_ids) for c in main.completions + correction.completions)
+    batch = pack(tokenizer, main, correction, step, algorithm.mask_truncated_completions)
+    generated = sum(len(c.token_ids) for c in generated_rows)
     counts = dataclasses.replace(
         counts, generated_tokens=generated, generate_s=clock.generate_s, verify_s=clock.verify_s
     )
@@ -117,19 +138,20 @@ def collect_round(
 # --- generate -> verify -> score ---------------------------------------------------------
 
 
-def generate(engine, prompts, references, n, sampling, seed, clock: _Clock) -> _Stream:
-    """``n`` samples of each prompt, laid out group by group."""
+def generate(engine, prompts, prompt_ids, references, n, sampling, seed, clock: _Clock) -> Stream:
+    """``n`` samples of each prompt (sent as its ids), laid out group by group."""
     started = time.perf_counter()
-    groups = engine.generate(prompts, n, sampling, seed=seed)
+    groups = engine.generate(prompt_ids, n, sampling, seed=seed)
     clock.generate_s += time.perf_counter() - started
-    return _Stream(
+    return Stream(
         prompts=[p for p in prompts for _ in range(n)],
+        prompt_ids=[ids for ids in prompt_ids for _ in range(n)],
         references=[r for r in references for _ in range(n)],
         completions=[c for group in groups for c in group],
     )
 
 
-def verify_stream(stream: _Stream, verify: Verifier, group_size: int, clock: _Clock) -> None:
+def verify_stream(stream: Stream, verify: Verifier, group_size: int, clock: _Clock) -> None:
     """Verdicts and rewards; ``keep`` drops a whole group with any skipped row (e.g. unparseable
     gold): never a reward, never a penalty."""
     started = time.perf_counter()
@@ -143,12 +165,12 @@ def verify_stream(stream: _Stream, verify: Verifier, group_size: int, clock: _Cl
     stream.keep = ~skipped.view(-1, group_size).any(dim=1).repeat_interleave(group_size)
 
 
-def score_main(main: _Stream, group_size: int, method: str) -> None:
+def score_main(main: Stream, group_size: int, method: str) -> None:
     main.advantages = group_advantages(main.rewards, group_size, method) * main.keep
     main.sft = torch.zeros_like(main.keep)
 
 
-def score_corrections(correction: _Stream, anchor_success: torch.Tensor, algorithm: AlgorithmConfig) -> None:
+def score_corrections(correction: Stream, anchor_success: torch.Tensor, algorithm: AlgorithmConfig) -> None:
     """RL: shaped rewards and per-anchor group advantages. SFT: keep the successful revisions as
     supervised targets (advantage unused), drop the rest."""
     corr, revised = algorithm.correction, correction.success
@@ -173,7 +195,7 @@ def score_corrections(correction: _Stream, anchor_success: torch.Tensor, algorit
 # --- anchors and correction prompts ------------------------------------------------------
 
 
-def choose_anchors(main: _Stream, group_size: int, algorithm: AlgorithmConfig, replay_ratio: float, seed: int):
+def choose_anchors(main: Stream, group_size: int, algorithm: AlgorithmConfig, replay_ratio: float, seed: int):
     """Rows of ``main`` to revise (an attempt whose gold was unusable never is) and
     ``select_anchors``'s counts."""
     corr = algorithm.correction
@@ -191,21 +213,30 @@ def choose_anchors(main: _Stream, group_size: int, algorithm: AlgorithmConfig, r
     return anchors[main.keep[anchors]].tolist(), anchor_counts
 
 
-def correction_prompts(main: _Stream, anchors: list[int], template: str) -> list[str]:
-    """T(q, anchor) per anchor: the problem, the attempt and (if the template asks) the verdict
-    or the verifier's feedback."""
+def correction_prompts(tokenizer, main: Stream, anchors: list[int], template: str):
+    """T(q, anchor) per anchor, as (texts, ids): the problem, the attempt and (if the template asks)
+    the verdict or the verifier's feedback; the attempt's sampled ids go in as they are."""
     success = main.success
     verdicts = [bool(success[i]) for i in anchors] if "{verdict}" in template else None
     feedback = [main.results[i].feedback for i in anchors] if "{feedback}" in template else None
-    problems = [main.prompts[i] for i in anchors]
-    attempts = [main.completions[i].text for i in anchors]
-    return build_correction_prompts(problems, attempts, template, verdicts, feedback=feedback)
+    prompts = token_prompts.correction_prompts(
+        tokenizer,
+        [main.prompts[i] for i in anchors],
+        [main.prompt_ids[i] for i in anchors],
+        [main.completions[i] for i in anchors],
+        template,
+        verdicts,
+        feedback,
+    )
+    texts = [p if isinstance(p, str) else tokenizer.decode(p) for p in prompts]
+    ids = [p if not isinstance(p, str) else tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    return texts, ids
 
 
 # --- counts and sample rows --------------------------------------------------------------
 
 
-def main_counts(main: _Stream, group_size: int) -> RoundCounts:
+def main_counts(main: Stream, group_size: int) -> RoundCounts:
     grouped = main.success.view(-1, group_size)
     rewards = main.rewards.view(-1, group_size)
     return RoundCounts(
@@ -218,7 +249,7 @@ def main_counts(main: _Stream, group_size: int) -> RoundCounts:
     )
 
 
-def correction_counts(counts: RoundCounts, anchor_counts, correction: _Stream, anchor_success) -> RoundCounts:
+def correction_counts(counts: RoundCounts, anchor_counts, correction: Stream, anchor_success) -> RoundCounts:
     return dataclasses.replace(
         counts,
         correction_ran=True,
@@ -258,23 +289,23 @@ def main_samples(main, group_size, limit) -> list[dict[str, str]]:
 # --- pack --------------------------------------------------------------------------------
 
 
-def pack(tokenizer, main: _Stream, correction: _Stream, step: int) -> RolloutBatch:
-    """Main rows then kept correction rows, as one padded RolloutBatch."""
+def pack(tokenizer, main: Stream, correction: Stream, step: int, mask_truncated: bool = False) -> RolloutBatch:
+    """Main rows then kept correction rows, as one padded RolloutBatch of the ids the engine saw and
+    sampled. ``mask_truncated``: completions that hit max_new_tokens get no loss tokens."""
     kept = correction.keep.nonzero().flatten().tolist() if correction.keep.numel() else []
-    prompts = main.prompts + [correction.prompts[i] for i in kept]
     completions = main.completions + [correction.completions[i] for i in kept]
-    unique_prompts = list(dict.fromkeys(prompts))
-    encoded = tokenizer(unique_prompts, add_special_tokens=False)["input_ids"]
-    ids_of = dict(zip(unique_prompts, encoded))
-    tensors = pack_sequences([ids_of[p] for p in prompts], completions, tokenizer.pad_token_id)
-    loss_mask = tensors["loss_mask"] * torch.cat([main.keep, torch.ones(len(kept), dtype=torch.bool)])[:, None]
+    prompt_ids = main.prompt_ids + [correction.prompt_ids[i] for i in kept]
+    tensors = pack_sequences(prompt_ids, completions, tokenizer.pad_token_id)
+    trained = torch.cat([main.keep, torch.ones(len(kept), dtype=torch.bool)])
+    if mask_truncated:
+        trained = trained & torch.tensor([c.finished for c in completions], dtype=torch.bool)
     return RolloutBatch(
         input_ids=tensors["input_ids"],
         attention_mask=tensors["attention_mask"],
-        loss_mask=loss_mask,
+        loss_mask=tensors["loss_mask"] * trained[:, None],
         advantages=torch.cat([main.advantages, correction.advantages[kept] if kept else torch.zeros(0)]).float(),
         is_correction=torch.cat(
-            [torch.zeros(len(main.prompts), dtype=torch.bool), torch.ones(len(kept), dtype=torch.bool)]
+            [torch.zeros(len(main.completions), dtype=torch.bool), torch.ones(len(kept), dtype=torch.bool)]
         ),
         sft_mask=torch.cat([main.sft, correction.sft[kept] if kept else torch.zeros(0, dtype=torch.bool)]),
         engine_logprobs=tensors["engine_logprobs"],

@@ -103,6 +103,9 @@ class RoundCounts:
     revisions: StreamCounts = field(default_factory=StreamCounts)
     outcomes: CorrectionCounts = field(default_factory=CorrectionCounts)
     generated_tokens: int = 0
+    dynamic_sampling: bool = field(default=False, metadata=_ANY)  # algorithm.dynamic_sampling ran
+    extra_rounds: int = field(default=0, metadata=_MAX)  # its refill rounds (the step waits for the most)
+    trained_groups: int = 0  # groups the main stream's loss saw (dynamic sampling)
     generate_s: float = field(default=0.0, metadata=_MAX)
     verify_s: float = field(default=0.0, metadata=_MAX)
     rollout_s: float = field(default=0.0, metadata=_MAX)  # the whole round, set by the caller
@@ -137,6 +140,9 @@ class RoundCounts:
                 if self.statuses.get(s.value)
             },
         }
+        if self.dynamic_sampling:
+            metrics["rollout/dynamic_extra_rounds"] = float(self.extra_rounds)
+            metrics["rollout/dynamic_trained_groups"] = float(self.trained_groups)
         if self.correction_ran:
             metrics.update(self._correction_metrics())
         metrics["correction/num_anchors"] = float(self.anchors)
