@@ -97,7 +97,7 @@ def test_each_data_config_states_its_verifier_and_a_mismatch_fails_early(name, t
     expected = {"arithmetic": "cipo.verifiers.exact_answer.ExactIntegerVerifier"}.get(
         name, VERIFIERS["code" if name in CODE_DATA else "math"]
     )
-    monkeypatch.setattr(cipo.cli.train, "load_policy", lambda *a, **k: pytest.fail("loaded before checking"))
+    monkeypatch.setattr(cipo.cli.train, "build_policy", lambda *a, **k: pytest.fail("loaded before checking"))
     with compose_train([f"data={name}"], tmp_path=tmp_path, fast=False) as cfg:
         assert cfg.data.verifier == expected
         assert cfg.verifier._target_.endswith("ExactIntegerVerifier")  # the default, whatever the data
@@ -137,7 +137,7 @@ PAPER = sorted(p.stem for p in (CONF_DIR / "experiment").glob("paper_*.yaml"))
 
 
 def test_experiments_are_settings_not_algorithms():
-    settings = {"builtin", "builtin_matched", "paper_math", "paper_code"}  # builtin_matched: 24 prompts per step
+    settings = {"builtin", "builtin_matched", "paper_math", "paper_code", "smollm2"}  # builtin_matched: 24 prompts per step
     assert {p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")} == settings
     for path in (CONF_DIR / "experiment").glob("*.yaml"):
         assert "override /algorithm" not in path.read_text(), f"{path.name} chooses an algorithm: use algorithm="
@@ -245,7 +245,7 @@ def test_bad_algorithm_or_rollout_fails_before_any_work(override, match, tmp_pat
     def no_loading(*args, **kwargs):
         raise AssertionError("the policy was loaded before the config was validated")
 
-    monkeypatch.setattr(cipo.cli.train, "load_policy", no_loading)
+    monkeypatch.setattr(cipo.cli.train, "build_policy", no_loading)
     with compose_train([override], tmp_path=tmp_path, model_path="/nonexistent") as cfg:
         with pytest.raises(ValueError, match=match):
             train(cfg)
@@ -273,7 +273,7 @@ def test_bad_batch_size_fails_before_loading_the_policy(tmp_path, monkeypatch):
     def no_loading(*args, **kwargs):
         raise AssertionError("the policy was loaded before data.* was validated")
 
-    monkeypatch.setattr(cipo.cli.train, "load_policy", no_loading)
+    monkeypatch.setattr(cipo.cli.train, "build_policy", no_loading)
     with compose_train(["data.batch_size=0"], tmp_path=tmp_path) as cfg:
         with pytest.raises((ValueError, InstantiationException), match=r"data\.batch_size"):
             train(cfg)

@@ -124,7 +124,7 @@ def test_checkpoint_weights_are_the_ones_evaluated(tmp_path, run_folder):
     ],
 )
 def test_bad_options_fail_before_loading(override, match, tmp_path, monkeypatch):
-    monkeypatch.setattr(cipo.cli.evaluate, "load_policy", lambda *a, **k: pytest.fail("loaded before checking"))
+    monkeypatch.setattr(cipo.cli.evaluate, "build_policy", lambda *a, **k: pytest.fail("loaded before checking"))
     with compose_eval(["eval.samples=2", override], tmp_path=tmp_path) as cfg:
         with pytest.raises(ValueError, match=match):
             evaluate(cfg, [override])

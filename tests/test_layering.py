@@ -40,7 +40,7 @@ ALLOWED: dict[str, set[str] | str] = {
     "data": {"types", "code_reference"},
     "metrics": {"types", "algorithms"},
     "checkpointing": {"parallel"},
-    "rollout": {"types", "algorithms", "verifiers", "metrics", "parallel"},
+    "rollout": {"types", "algorithms", "verifiers", "metrics", "parallel", "models"},  # models: LoRA merge for vLLM
     "settings": {"types", "schema", "algorithms"},
     "module": {"types", "algorithms", "parallel", "settings", "skip_guard"},
     "callbacks": {"types", "algorithms", "verifiers", "rollout", "parallel", "settings", "checkpointing", "metrics"},

@@ -30,7 +30,7 @@ def no_loading(monkeypatch):
     def tripwire(*args, **kwargs):
         raise AssertionError("the policy was loaded before the config was validated")
 
-    monkeypatch.setattr(cipo.cli.train, "load_policy", tripwire)
+    monkeypatch.setattr(cipo.cli.train, "build_policy", tripwire)
 
 
 @pytest.mark.parametrize(

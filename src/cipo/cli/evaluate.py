@@ -29,7 +29,7 @@ from cipo.cli.eval_config import RUN_SECTIONS, apply_run_sections, policy_source
 from cipo.data.context_fit import check_task_fits_model
 from cipo.metrics import default_ks
 from cipo.models.checkpoint import load_policy_weights
-from cipo.models.load import load_policy
+from cipo.models.policy import build_policy
 from cipo.rollout.evaluate import ATTEMPT_SOURCES, ProblemResult, generate_results, summarize
 from cipo.settings import check_data_verifier, sampling_settings
 
@@ -76,7 +76,10 @@ def evaluate(cfg: DictConfig, overrides: list[str] | tuple[str, ...] = ()) -> di
     datamodule = instantiate(cfg.data, updates_per_step=1, _convert_="all")
     datamodule.read_sources()  # a bad data file fails before the policy loads
     source = policy_source(cfg, list(overrides))
-    policy, tokenizer = load_policy(source.model_path, cfg.model.dtype, cfg.model.trust_remote_code)
+    model_config = {**OmegaConf.to_container(cfg.model, resolve=True, throw_on_missing=True), "path": source.model_path}
+    if source.ckpt is None:  # an exported policy/ folder holds the merged weights: no adapters to add
+        model_config.pop("lora", None)
+    policy, tokenizer = build_policy(model_config)  # a LoRA run's checkpoint holds adapter weights
     if source.ckpt is not None:
         load_policy_weights(policy, source.ckpt)
     datamodule.attach_tokenizer(tokenizer)  # data.prompt renders prompts with the policy's chat template

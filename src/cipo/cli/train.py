@@ -26,7 +26,7 @@ from cipo.checkpointing.resume import continue_logs, resolve_ckpt_path, resume_a
 from cipo.checkpointing.run_state import RunState
 from cipo.cli.config_dir import CONFIG_DIR
 from cipo.data.context_fit import check_task_fits_model
-from cipo.models.load import load_policy
+from cipo.models.policy import build_policy, export_policy
 from cipo.module import CIPOModule
 from cipo.parallel import full_weights
 from cipo.settings import read_train_settings
@@ -46,7 +46,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     datamodule = instantiate(cfg.data, updates_per_step=algorithm.updates_per_step, _convert_="all")
     datamodule.read_sources()  # a bad data file fails here, before the (slow) policy load
-    policy, tokenizer = load_policy(cfg.model.path, cfg.model.dtype, cfg.model.trust_remote_code)
+    policy, tokenizer = build_policy(OmegaConf.to_container(cfg.model, resolve=True, throw_on_missing=True))
     datamodule.attach_tokenizer(tokenizer)  # prompts are rendered with the policy's chat template
     datamodule.setup("fit")
     check_task_fits_model(tokenizer, policy, datamodule, sampling.max_new_tokens, algorithm.correction.enabled)
@@ -85,9 +85,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if settings.run.export_policy:
         with full_weights(trainer.strategy.model):  # every rank gathers (FSDP), rank 0 writes
             if trainer.is_global_zero:
-                policy.save_pretrained(output_dir / "policy")
-                tokenizer.save_pretrained(output_dir / "policy")
-                log.info("exported the trained policy to %s", output_dir / "policy")
+                written = export_policy(policy, tokenizer, output_dir)
+                log.info("exported the trained policy to %s", " and ".join(map(str, written)))
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items() if torch.is_tensor(value)}
     return {**metrics, **rollout.last_validation}
 

@@ -136,3 +136,15 @@ def _tied_keys(model: torch.nn.Module) -> set[str]:
             tied.add(key)
         seen[pointer] = key
     return tied
+
+
+def lora_settings(config: dict | None) -> LoraSettings:
+    """``model.lora`` (a plain dict; None or absent: no LoRA), with unknown keys named."""
+    config = dict(config or {})
+    known = {"r", "alpha", "dropout", "target_modules", "extra"}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ValueError(f"model.lora: unknown key(s) {unknown}; known keys: {sorted(known)}")
+    if isinstance(config.get("target_modules"), (list, tuple)):
+        config["target_modules"] = tuple(config["target_modules"])
+    return LoraSettings(**config)

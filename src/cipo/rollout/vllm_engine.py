@@ -5,7 +5,8 @@ folder, and vLLM starts with dummy weights (``load_format="dummy"``) into which 
 are pushed at once. With ``model_path`` vLLM loads that folder's weights instead. The callback
 syncs (and checks) again at train start, which also covers a resumed checkpoint.
 
-Sync: ``collective_rpc("reload_weights", weights_iterator=state_dict items)`` then
+Sync: ``collective_rpc("reload_weights", weights_iterator=state_dict items)`` (for a LoRA policy the
+merged weights, ``models/lora.engine_weights``) then
 ``reset_prefix_cache()``. The live ``state_dict`` holds ``lm_head.weight`` also for tied
 embeddings; leaving it out would silently keep the old head. After every sync a fixed probe
 is scored by vLLM (prompt logprobs) and by the trainer (teacher forcing); the max per-token
@@ -30,6 +31,7 @@ import time
 import torch
 
 from cipo.algorithms.logprobs import token_logprobs
+from cipo.models.lora import engine_weights
 from cipo.rollout.engine import Prompt, SamplingSettings, SyncReport, prompt_token_ids
 from cipo.rollout.engine_errors import engine_start_hint
 from cipo.types import Completion
@@ -161,8 +163,8 @@ class VLLMEngine:
     # --- pieces -------------------------------------------------------------------------
 
     def _push_weights(self) -> None:
-        weights = [(name, tensor.detach()) for name, tensor in self.model.state_dict().items()]
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
+        # a LoRA policy's merged weights under the base model's names (vLLM never sees adapters)
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": engine_weights(self.model)})
 
     @torch.no_grad()
     def probe_logprob_diff(self) -> float:
