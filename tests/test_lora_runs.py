@@ -1,5 +1,6 @@
-"""LoRA end to end on the built-in policy (mixed groups, so the adapters get a gradient): adapters train, checkpoints hold them and resume, the export is
-a merged model plus the adapter, and cipo-eval evaluates a LoRA checkpoint with its adapters."""
+"""LoRA end to end on the built-in policy (mixed groups, so the adapters get a gradient): adapters
+train, checkpoints hold them and resume, the export is a merged model plus the adapter, and cipo-eval
+evaluates a LoRA checkpoint with its adapters."""
 
 from __future__ import annotations
 
