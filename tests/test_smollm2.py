@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 from safetensors import safe_open
 
 from cipo.cli.evaluate import evaluate
@@ -50,6 +51,8 @@ def _two_steps(tmp_path: Path, rollout: str, lora: bool) -> Path:
     with compose_train(overrides, tmp_path=tmp_path) as cfg:
         metrics = train(cfg)
         out = Path(cfg.paths.output_dir)
+        (out / ".hydra").mkdir(exist_ok=True)  # what Hydra's CLI writes: cipo-eval run_dir= reads it
+        OmegaConf.save(cfg, out / ".hydra" / "config.yaml")
     assert math.isfinite(metrics["train/loss"])
     scalars = read_scalars(out / "tensorboard")
     assert sorted(scalars["train/loss"]) == [0, 1]
