@@ -15,7 +15,8 @@ def test_writes_every_n_steps_at_the_end_and_when_stopping(tmp_path):
     class Trainer:
         max_epochs, should_stop, received_sigterm, is_global_zero = 10, False, False, True
 
-        def save_checkpoint(self, path):
+        def save_checkpoint(self, path, weights_only=None):
+            assert weights_only is False  # said explicitly: Lightning logs a line per write otherwise
             saved.append((self.current_epoch, path.name))
 
     trainer, callback = Trainer(), LastCheckpoint(str(tmp_path), every_n_steps=3)

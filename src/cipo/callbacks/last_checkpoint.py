@@ -40,6 +40,8 @@ class LastCheckpoint(Checkpoint):
         done = trainer.current_epoch + 1
         stopping = trainer.should_stop or trainer.received_sigterm
         if done % self.every_n_steps == 0 or done >= (trainer.max_epochs or 0) or stopping:
-            trainer.save_checkpoint(self.path)
+            # the full state (optimizer, loops, callbacks): said explicitly, or Lightning logs
+            # "`weights_only` was not set, defaulting to `False`" at every write
+            trainer.save_checkpoint(self.path, weights_only=False)
             if stopping and trainer.is_global_zero:
                 log.warning("stopping early: wrote %s (after RL step %d)", self.path, done)
