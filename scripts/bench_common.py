@@ -94,7 +94,7 @@ QUIET = [
     "validation.every=0",
     "callbacks.last_checkpoint=null",
     "callbacks.model_checkpoint=null",
-    "~callbacks.rich_progress_bar",
+    "~callbacks.progress",
     "+trainer.enable_progress_bar=false",
     "+trainer.enable_checkpointing=false",
 ]

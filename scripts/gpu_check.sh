@@ -35,7 +35,7 @@ echo "== cipo-train rollout=vllm trainer=gpu (bf16, sleep mode), 3 RL steps"
 started=$SECONDS
 timeout 240 "$py" -m cipo.cli.train rollout=vllm trainer=gpu debug=fast trainer.max_epochs=3 \
   rollout.enable_sleep_mode=true model.dtype=bfloat16 rollout.sync_tolerance=0.25 \
-  "~callbacks.rich_progress_bar" paths.log_dir="$out/logs" task_name=gpu_check 2>&1 | tee "$out/train.log" | tail -25
+  paths.log_dir="$out/logs" task_name=gpu_check 2>&1 | tee "$out/train.log" | tail -25
 train_rc=${PIPESTATUS[0]}
 train_s=$((SECONDS - started))
 

@@ -15,7 +15,6 @@ from fakes import read_scalars
 @pytest.mark.slow
 def test_default_cipo_raises_heldout_accuracy(tmp_path):
     overrides = [
-        "~callbacks.rich_progress_bar",
         "~callbacks.model_checkpoint",
         "trainer.max_epochs=40",
         "validation.every=40",

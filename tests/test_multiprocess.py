@@ -59,7 +59,7 @@ def ddp_run(tmp_path_factory, tiny_policy_dir):
     folder = tmp_path_factory.mktemp("ddp")
     command = [
         sys.executable, "-m", "cipo.cli.train",
-        "trainer=ddp_cpu", "debug=fast", "num_threads=1", "~callbacks.rich_progress_bar",
+        "trainer=ddp_cpu", "debug=fast", "num_threads=1",
         f"model.path={tiny_policy_dir}", f"hydra.run.dir={folder / 'run'}", f"paths.log_dir={folder / 'logs'}",
         "rollout.engine._target_=fakes.scripted_engine", "+rollout.engine.script=alternating",
         "optimizer._target_=torch.optim.SGD", "~optimizer.betas", "optimizer.lr=0.5", "module.max_grad_norm=1e6",
@@ -164,7 +164,7 @@ def test_resume_of_a_two_process_run_from_its_folder(tmp_path, tiny_policy_dir):
     trainer=ddp_cpu). Rank 1 is relaunched by Lightning with the rewritten command line; the run
     continues in the same folder, with the saved config plus the new override, and one curve."""
     first = [
-        "trainer=ddp_cpu", "debug=fast", "num_threads=1", "~callbacks.rich_progress_bar", "trainer.max_epochs=1",
+        "trainer=ddp_cpu", "debug=fast", "num_threads=1", "trainer.max_epochs=1",
         f"model.path={tiny_policy_dir}", f"paths.log_dir={tmp_path / 'logs'}",
     ]  # fmt: skip
     for arguments in (first, None):
@@ -188,7 +188,7 @@ def test_gpu_strategies_train_checkpoint_and_export(trainer, tmp_path, tiny_poli
     the gathered-weights rollout and sync, full-state checkpoints, the export)."""
     devices = torch.cuda.device_count()
     arguments = [
-        f"trainer={trainer}", f"trainer.devices={devices}", "debug=fast", "~callbacks.rich_progress_bar",
+        f"trainer={trainer}", f"trainer.devices={devices}", "debug=fast",
         f"data.batch_size={4 * devices}", f"algorithm.correction.num_anchors={2 * devices}",
         f"model.path={tiny_policy_dir}", f"hydra.run.dir={tmp_path / 'run'}",
     ]  # fmt: skip

@@ -128,9 +128,8 @@ class RolloutCallback(L.Callback):
         self._warn_once(trainer, metrics, len(prompts) * self.world_size * self.rank_algorithm.group_size)
         # Straight to the loggers, at x = RL step: on disk before this step's checkpoint is written.
         self._log_to_loggers(trainer, metrics, step=trainer.current_epoch)
-        # Also in callback_metrics (progress bar, train()'s return): already equal on every rank.
+        # Also in callback_metrics (progress line, train()'s return): already equal on every rank.
         pl_module.log_dict(metrics, on_step=False, on_epoch=True, logger=False)
-        pl_module.log("acc", metrics["rollout/accuracy"], on_step=False, on_epoch=True, prog_bar=True, logger=False)
         self._log_samples(trainer, result.samples, trainer.current_epoch)
         sleep = getattr(self.engine, "sleep", None)
         if sleep is not None:
@@ -243,8 +242,8 @@ class RolloutCallback(L.Callback):
         metrics["time/val_s"] = time.perf_counter() - started
         self.last_validation = metrics
         self._log_to_loggers(trainer, metrics, step=completed_steps)
-        if completed_steps > 0:  # the progress bar shows the latest held-out accuracy
-            pl_module.log("val_acc", metrics["val/accuracy"], on_step=False, on_epoch=True, prog_bar=True, logger=False)
+        # the progress line reports it (also the initial policy's, from on_train_start)
+        pl_module.log("val/accuracy", metrics["val/accuracy"], on_step=False, on_epoch=True, logger=False)
 
     def _log_samples(self, trainer: L.Trainer, samples: list[dict[str, str]], step: int) -> None:
         """A few (prompt, attempt, correction, verdict) rows as a Markdown table in TensorBoard."""
