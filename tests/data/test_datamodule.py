@@ -159,3 +159,20 @@ def test_read_sources_checks_data_before_any_tokenizer(tmp_path):
     dm = PromptDataModule(source, lambda: [], 2, seed=0, prompt=STYLE)
     with pytest.raises(DataError, match=r"^data\.train: .*d\.jsonl line 2: field 'prompt' is empty"):
         dm.read_sources()
+
+
+def test_a_bad_row_names_the_config_key_that_skips_it_once(tmp_path):
+    from functools import partial
+
+    from cipo.data.records import load_records
+
+    path = tmp_path / "broken.jsonl"
+    path.write_text('{"question": "q", "answer": "1"}\n{"question": \n')
+    source = partial(load_records, path=str(path), fields={"prompt": "question"}, reference={"kind": "answer"})
+    dm = PromptDataModule(lambda: RECORDS, source, 2, seed=0, prompt=STYLE)
+    with pytest.raises(DataError) as info:
+        dm.read_sources()
+    message = str(info.value)
+    assert message.startswith(f"data.heldout: {path} line 2: is not valid JSON")
+    assert message.endswith("; or set data.heldout.on_error=skip to drop bad rows with a count")
+    assert message.count("on_error") == 1 and info.value.__cause__ is None  # one message, not a chain of two

@@ -21,7 +21,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from cipo.data.errors import DataError
+from cipo.data.errors import BadRowError, DataError
 from cipo.data.prompts import PromptStyle
 from cipo.types import Record
 
@@ -53,6 +53,8 @@ def check_records(records: list[Record], source: str) -> list[Record]:
 def _read(key: str, source: RecordSource) -> list[Record]:
     try:
         return check_records(source(), key)
+    except BadRowError as err:  # the hint names this node's on_error key
+        raise err.for_key(key) from None
     except DataError as err:  # the loader names file, line and field; this names the config node
         raise DataError(f"{key}: {err}") from err
 

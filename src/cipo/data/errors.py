@@ -4,7 +4,8 @@
 kind, unreadable JSON document): always raised, whatever ``on_error`` says.
 ``RowError``: one row is wrong (a missing field, a wrong type, an empty prompt): raised by
 the row builders without a location; ``load_records`` adds the file and line and then
-raises it or, with ``on_error: skip``, counts it as a skip.
+raises a ``BadRowError`` (which says how to skip such rows) or, with ``on_error: skip``,
+counts it as a skip.
 """
 
 from __future__ import annotations
@@ -12,6 +13,19 @@ from __future__ import annotations
 
 class DataError(ValueError):
     """A data source cannot be read as configured. The message names the key or file and the fix."""
+
+
+class BadRowError(DataError):
+    """A row is wrong and ``on_error`` is ``raise``: the message names the file, line and field,
+    then the key that would skip such rows instead (``on_error``, or ``data.train.on_error``
+    once the data module has named its config node with ``for_key``)."""
+
+    def __init__(self, message: str, on_error_key: str = "on_error") -> None:
+        self.message, self.on_error_key = message, on_error_key
+        super().__init__(f"{message}; or set {on_error_key}=skip to drop bad rows with a count")
+
+    def for_key(self, key: str) -> BadRowError:
+        return BadRowError(f"{key}: {self.message}", f"{key}.on_error")
 
 
 class RowError(ValueError):

@@ -50,15 +50,15 @@ def _methods(solution: str, path: str) -> dict[str, ast.FunctionDef]:
 def _parse_example(example: str, path: str, number: int) -> tuple[str, list[str], str]:
     match = EXAMPLE.search(example)
     if match is None:
-        raise RowError(path, f"example {number} has no 'Input: ... Output: ...'", "set on_error=skip")
+        raise RowError(path, f"example {number} has no 'Input: ... Output: ...'")
     arguments, output = match.group("input").strip(), match.group("output").strip()
     try:
         call = ast.parse(f"f({arguments})", mode="eval").body
         ast.parse(output, mode="eval")
     except SyntaxError as err:
-        raise RowError(path, f"example {number} is not Python-like ({err.msg})", "set on_error=skip") from err
+        raise RowError(path, f"example {number} is not Python-like ({err.msg})") from err
     if not isinstance(call, ast.Call) or call.args or not call.keywords or any(k.arg is None for k in call.keywords):
-        raise RowError(path, f"example {number}'s input is not 'name = value, ...'", "set on_error=skip")
+        raise RowError(path, f"example {number}'s input is not 'name = value, ...'")
     return arguments, [k.arg for k in call.keywords], output
 
 
@@ -73,10 +73,10 @@ def leetcode_examples(data: dict[str, Any], examples: str = "examples", solution
     names = sorted(parsed[0][1])
     chosen = [m for m in methods.values() if sorted(a.arg for a in m.args.args[1:]) == names]
     if not chosen:
-        raise RowError(solution, f"has no Solution method taking {names}", "set on_error=skip")
+        raise RowError(solution, f"has no Solution method taking {names}")
     method = chosen[0]
     if any(s in ast.unparse(method.args) for s in STRUCTURES):
-        raise RowError(solution, f"{method.name} takes {'/'.join(STRUCTURES)} objects", "set on_error=skip")
+        raise RowError(solution, f"{method.name} takes {'/'.join(STRUCTURES)} objects")
     asserts = [f"    assert candidate().{method.name}({arguments}) == ({output})" for arguments, _, output in parsed]
     test = "true, false, null = True, False, None\n\n\ndef check(candidate):\n" + "\n".join(asserts) + "\n"
     return function_reference(PRELUDE, test, "Solution")

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cipo.data.errors import DataError, RowError
+from cipo.data.errors import BadRowError, DataError, RowError
 from cipo.data.leetcode import leetcode_examples
 from cipo.data.readers import read_rows
 from cipo.data.references import BUILDERS, MISSING, get_field, require, text
@@ -131,7 +131,7 @@ def _prompt(data: dict[str, Any], fields: Fields) -> str:
 def build_record(row: Row, index: int, name: str, fields: Fields, builder, params: dict[str, Any]) -> Record:
     """One record from one row, or a RowError (without the location: the caller adds it)."""
     if row.error is not None:
-        raise RowError(None, row.error, "fix the line or set on_error=skip")
+        raise RowError(None, row.error, "fix the line")
     data = row.data
     prompt = _prompt(data, fields)
     reference = builder(data, **params)
@@ -218,7 +218,7 @@ def load_records(
         except RowError as err:
             message = err.describe(row.location)
             if on_error == "raise":
-                raise DataError(f"{message}. Or set on_error=skip to drop bad rows with a count") from None
+                raise BadRowError(message) from None
             reasons.append(message)
             continue
         seen[record.id] = row.location

@@ -92,7 +92,7 @@ def answer_text(value: Any, path: str, list_join: str | None = None) -> str:
         return str(value)
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise RowError(path, f"is {value}", "fix the row or set on_error=skip")
+            raise RowError(path, f"is {value}", "fix the row")
         return str(int(value)) if value.is_integer() else repr(value)
     if isinstance(value, (list, tuple)):
         if len(value) == 1:
@@ -102,13 +102,13 @@ def answer_text(value: Any, path: str, list_join: str | None = None) -> str:
         raise RowError(
             path,
             f"holds {len(value)} answers",
-            "set reference.list_join (e.g. ', ') to accept them joined, or on_error=skip to drop such rows",
+            "set reference.list_join (e.g. ', ') to accept them joined",
         )
     if not isinstance(value, str):
         kind = type(value).__name__
         raise RowError(path, f"is {kind} {_short(value)}, not an answer", "point reference.column at it")
     if not value.strip():
-        raise RowError(path, "is empty", "fix the row or set on_error=skip")
+        raise RowError(path, "is empty", "fix the row")
     return value.strip()
 
 
@@ -186,16 +186,12 @@ def code_stdio(
             if not isinstance(case, dict) or not isinstance(case.get("input"), str):
                 raise RowError(column, f"has a test that is not {{input: str, output: str}}: {_short(case)}")
             if case.get("testtype", "stdin") != "stdin":
-                raise RowError(
-                    column,
-                    f"has a {case['testtype']!r} test; only stdin/stdout tests can be run",
-                    "set on_error=skip to drop such problems",
-                )
+                raise RowError(column, f"has a {case['testtype']!r} test; only stdin/stdout tests can be run")
             ins.append(case["input"])
             outs.append(str(case.get("output", "")))
     if not ins:
         column = tests if isinstance(tests, str) else inputs
-        raise RowError(column, "holds no tests", "fix the row or set on_error=skip")
+        raise RowError(column, "holds no tests", "fix the row")
     return stdio_reference(ins, outs)
 
 
