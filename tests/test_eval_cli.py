@@ -33,7 +33,9 @@ def run_eval(tmp_path: Path, overrides: list[str]) -> tuple[dict, list[dict]]:
 def test_two_rounds_summary_and_problems_agree(tmp_path, tiny_policy_dir, capsys):
     overrides = [f"model.path={tiny_policy_dir}", *SMALL, "eval.samples=2", "eval.rounds=2", "eval.greedy=true"]
     summary, problems = run_eval(tmp_path, overrides)
-    assert {"policy", "split", "num_problems", "settings", "metrics", "rounds", "time_s", "config"} <= set(summary)
+    assert {"policy", "split", "num_problems", "settings", "metrics", "counts", "rounds", "time_s", "config"} <= set(
+        summary
+    )
     assert summary["num_problems"] == 5 and summary["settings"]["ks"] == [1, 2]
     assert summary["settings"]["max_new_tokens"] == 24 and summary["settings"]["engine"].endswith("HFEngine")
     metrics = summary["metrics"]
@@ -42,12 +44,14 @@ def test_two_rounds_summary_and_problems_agree(tmp_path, tiny_policy_dir, capsys
 
     assert len(problems) == 5 and len({p["id"] for p in problems}) == 5
     for p in problems:
+        assert p["prompt"].startswith("Q:") and p["reference"].lstrip("-").isdigit()  # the problem and its gold answer
         assert p["n"] == 2 == len(p["verdicts"]) == len(p["statuses"]) == len(p["texts"])
         assert p["c"] == sum(p["verdicts"])
         assert p["attempt"]["source"] == "own" and p["attempt"]["text"] == p["texts"][0]
         assert [r["round"] for r in p["rounds"]] == [1, 2] and "greedy" in p
     # every figure of the summary is recomputable from problems.jsonl
     assert metrics["accuracy"] == pytest.approx(sum(p["c"] for p in problems) / 10)
+    assert summary["counts"]["correct"] == sum(p["c"] for p in problems) and summary["counts"]["samples"] == 10
     for k in (1, 2):
         assert metrics[f"pass@{k}"] == pytest.approx(sum(pass_at_k(p["n"], p["c"], k) for p in problems) / 5)
     chains = [[p["attempt"]["success"]] + [r["success"] for r in p["rounds"]] for p in problems]
@@ -56,6 +60,7 @@ def test_two_rounds_summary_and_problems_agree(tmp_path, tiny_policy_dir, capsys
     assert metrics["greedy_accuracy"] == pytest.approx(sum(p["greedy"]["success"] for p in problems) / 5)
     printed = capsys.readouterr().out
     assert "pass@2" in printed and "round" in printed and format_summary(summary) in printed
+    assert f"{metrics['accuracy']:.4f}  {summary['counts']['correct']}/10" in printed
 
 
 def test_no_correction_and_no_texts(tmp_path, tiny_policy_dir):
@@ -63,6 +68,7 @@ def test_no_correction_and_no_texts(tmp_path, tiny_policy_dir):
     summary, problems = run_eval(tmp_path, [*overrides, "eval.save_texts=false", "eval.max_problems=3"])
     assert summary["rounds"] == [] and "fix_rate" not in summary["metrics"]
     assert len(problems) == 3 and "texts" not in problems[0] and "attempt" not in problems[0]
+    assert "prompt" not in problems[0] and "reference" in problems[0]
 
 
 @pytest.fixture(scope="module")

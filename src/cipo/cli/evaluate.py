@@ -4,14 +4,15 @@
 script (Hydra CLI, ``conf/eval.yaml``). Generation and scoring are ``rollout/evaluate.py``'s, the
 same code as in-training validation. Writes into the Hydra run folder:
 
-    summary.json    settings, the policy evaluated, metrics, one row per revision round, timings
-    problems.jsonl  one line per problem: id, level, n, c, per-sample verdicts and statuses,
-                    the revised attempt and each round's verdict (texts unless save_texts=false)
+    summary.json    settings, the policy evaluated, metrics and the counts behind them, one row
+                    per revision round, timings
+    problems.jsonl  one line per problem: id, level, prompt, gold answer (reference), n, c,
+                    per-sample verdicts and statuses, the revised attempt and each round's
+                    verdict (texts and prompt unless save_texts=false)
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -26,11 +27,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from cipo.cli.config_dir import CONFIG_DIR
 from cipo.cli.eval_config import RUN_SECTIONS, apply_run_sections, policy_source, read_run_config
+from cipo.cli.eval_summary import format_summary, outcome_counts, write_outputs
 from cipo.data.context_fit import check_task_fits_model
 from cipo.metrics import default_ks
 from cipo.models.checkpoint import load_policy_weights
 from cipo.models.policy import build_policy
-from cipo.rollout.evaluate import ATTEMPT_SOURCES, ProblemResult, generate_results, summarize
+from cipo.rollout.evaluate import ATTEMPT_SOURCES, generate_results, summarize
 from cipo.settings import check_data_verifier, sampling_settings
 
 log = logging.getLogger(__name__)
@@ -135,68 +137,14 @@ def evaluate(cfg: DictConfig, overrides: list[str] | tuple[str, ...] = ()) -> di
             **{key: getattr(sampling, key) for key in ("max_new_tokens", "temperature", "top_p")},
         },
         "metrics": metrics,
+        "counts": outcome_counts(results),
         "rounds": per_round,
         "time_s": {"load": loaded_s, "total": time.perf_counter() - started},
         "config": {s: OmegaConf.to_container(cfg[s], resolve=True) for s in RUN_SECTIONS},
     }
-    write_outputs(Path(cfg.paths.output_dir), summary, results, options.save_texts)
+    write_outputs(Path(cfg.paths.output_dir), summary, results, records, options.save_texts)
     print(format_summary(summary), flush=True)
     return summary
-
-
-def problem_row(result: ProblemResult, save_texts: bool) -> dict[str, Any]:
-    """One problems.jsonl line: enough to recompute every metric of the summary."""
-
-    def verdict(v, **extra) -> dict[str, Any]:
-        return {**extra, "success": v.success, "status": v.status, **({"text": v.text} if save_texts else {})}
-
-    row: dict[str, Any] = {
-        "id": result.id,
-        "level": result.level,
-        "n": len(result.samples),
-        "c": result.num_correct,
-        "verdicts": [v.success for v in result.samples],
-        "statuses": [v.status for v in result.samples],
-    }
-    if save_texts:
-        row["texts"] = [v.text for v in result.samples]
-    if result.greedy is not None:
-        row["greedy"] = verdict(result.greedy)
-    if result.attempt is not None:
-        row["attempt"] = verdict(result.attempt, source=result.attempt_source)
-        row["rounds"] = [verdict(v, round=r) for r, v in enumerate(result.revisions, start=1)]
-    return row
-
-
-def write_outputs(folder: Path, summary: dict[str, Any], results: list[ProblemResult], save_texts: bool) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    with open(folder / "problems.jsonl", "w") as handle:
-        for result in results:
-            handle.write(json.dumps(problem_row(result, save_texts)) + "\n")
-    log.info("wrote %s and %s", folder / "summary.json", folder / "problems.jsonl")
-
-
-def format_summary(summary: dict[str, Any]) -> str:
-    """The console table: first-attempt metrics, then one row per revision round."""
-    s, m = summary["settings"], summary["metrics"]
-    lines = [
-        f"cipo-eval: {summary['policy']}",
-        f"{summary['num_problems']} {summary['split']} problems, n={s['samples']}, T={s['temperature']}, "
-        f"max_new_tokens={s['max_new_tokens']}, engine {s['engine'].rsplit('.', 1)[-1]}",
-        "",
-    ]
-    first = ["accuracy", *(f"pass@{k}" for k in s["ks"]), "frac_mixed", "greedy_accuracy", "chance_accuracy"]
-    first += sorted(k for k in m if k.startswith(("accuracy_level_", "status_")))
-    lines += [f"  {name:<22}{m[name]:.4f}" for name in first if name in m]
-    if summary["rounds"]:
-        columns = ["accuracy", "fix_rate", "retention", "break_rate", "delta"]
-        lines += ["", f"  revisions of the {s['attempts']} attempts (verdict hidden)"]
-        lines.append("  " + "round".ljust(8) + "".join(c.ljust(12) for c in columns))
-        for row in summary["rounds"]:
-            cells = ["-" if c not in row else f"{row[c]:+.4f}" if c == "delta" else f"{row[c]:.4f}" for c in columns]
-            lines.append("  " + str(row["round"]).ljust(8) + "".join(cell.ljust(12) for cell in cells))
-    return "\n".join(lines)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
