@@ -9,7 +9,7 @@ from collections.abc import Callable
 import lightning as L
 import torch
 
-from cipo.rollout.engine import SamplingSettings
+from cipo.rollout.engine import SamplingSettings, SyncReport
 from cipo.types import Completion, Record
 
 # (prompt, sample index j, seed) -> completion text
@@ -19,8 +19,8 @@ Script = Callable[[str, int, int], str]
 class ScriptedEngine:
     """Implements RolloutEngine.generate from a script; records every call it gets."""
 
-    def __init__(self, tokenizer, script: Script) -> None:
-        self.tokenizer, self.script = tokenizer, script
+    def __init__(self, tokenizer, script: Script, sync_report: bool = False) -> None:
+        self.tokenizer, self.script, self.sync_report = tokenizer, script, sync_report
         self.calls: list[tuple[list[str], int, SamplingSettings, int]] = []
 
     def generate(self, prompts: list, n: int, settings: SamplingSettings, seed: int) -> list[list[Completion]]:
@@ -34,8 +34,9 @@ class ScriptedEngine:
         logprobs = [-0.01 * (k + 1) for k in range(len(ids))]
         return Completion(text=text, token_ids=ids, logprobs=logprobs, finished=True)
 
-    def sync_weights(self) -> None:
-        pass
+    def sync_weights(self) -> SyncReport | None:
+        """With ``sync_report``, a passing sync check (as an engine with its own weights gives)."""
+        return SyncReport(logprob_diff=1e-6, tolerance=1e-3) if self.sync_report else None
 
 
 def answer(reference: str, correct: bool) -> str:
@@ -131,6 +132,25 @@ def read_series(folder) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
 
 
+def read_hparams(folder) -> tuple[dict[str, object], list[str]]:
+    """TensorBoard's HPARAMS data under ``folder``: ({hyper-parameter: value}, [metric tags])."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    accumulator = EventAccumulator(str(folder))
+    accumulator.Reload()
+    params: dict[str, object] = {}
+    metrics: list[str] = []
+    for content in accumulator.PluginTagToContent("hparams").values():
+        data = plugin_data_pb2.HParamsPluginData.FromString(content)
+        if data.HasField("experiment"):
+            metrics = [info.name.tag for info in data.experiment.metric_infos]
+        if data.HasField("session_start_info"):
+            for name, value in data.session_start_info.hparams.items():
+                params[name] = getattr(value, value.WhichOneof("kind"))
+    return params, metrics
+
+
 class KillAt(L.Callback):
     """Flushes the loggers and SIGKILLs its own process after update ``update`` of RL step ``epoch``
     (points logged after the last checkpoint are then on disk, as in the worst real crash)."""
@@ -187,9 +207,10 @@ SCRIPTS: dict[str, Callable[[str, int, int], str]] = {
 }
 
 
-def scripted_engine(model, tokenizer, script: str = "empty", **ignored) -> ScriptedEngine:
-    """``rollout.engine._target_=fakes.scripted_engine`` (+rollout.engine.script=NAME)."""
-    return ScriptedEngine(tokenizer, SCRIPTS[script])
+def scripted_engine(model, tokenizer, script: str = "empty", sync_report: bool = False, **ignored) -> ScriptedEngine:
+    """``rollout.engine._target_=fakes.scripted_engine`` (+rollout.engine.script=NAME,
+    +rollout.engine.sync_report=true)."""
+    return ScriptedEngine(tokenizer, SCRIPTS[script], sync_report)
 
 
 def records_with_long_prompts(num_long: int = 4, **arithmetic) -> list[Record]:

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import fakes
+from cipo.cli.errors import RunInterrupted
 from cipo.cli.train import train
 from cipo.module import CIPOModule
 from conftest import compose_train
@@ -126,19 +127,23 @@ def test_prompts_longer_than_the_context_are_dropped_with_a_warning(tmp_path, ti
 def test_ctrl_c_finishes_the_step_writes_a_checkpoint_and_the_run_resumes(
     tmp_path, tiny_policy_dir, monkeypatch, caplog
 ):
-    """Injects: one SIGINT during RL step 2 of 4. The step completes, last.ckpt is written, train()
-    returns normally with a resume hint, and ckpt_path=auto continues with steps 3 and 4."""
+    """Injects: one SIGINT during RL step 2 of 4. The step completes, last.ckpt is written, the run
+    ends with its summary and resume command and raises RunInterrupted (cipo-train exits with 130;
+    tests/test_entry_points.py), the policy is not exported, and ckpt_path=auto continues with
+    steps 3 and 4."""
     overrides = [
         "trainer.max_epochs=4",
         "+callbacks.interrupt._target_=fakes.InterruptAt",
         "+callbacks.interrupt.epoch=1",
     ]
-    with caplog.at_level(logging.WARNING):
-        out, metrics = run(tmp_path, tiny_policy_dir, overrides)
+    with caplog.at_level(logging.INFO), pytest.raises(RunInterrupted, match="after RL step 2"):
+        run(tmp_path, tiny_policy_dir, overrides)
+    out = tmp_path / "run"
     assert "Ctrl-C: finishing this RL step" in caplog.text
-    assert f"stopped at your request after RL step 2. Resume with: cipo-train resume={out}" in caplog.text
+    assert "cipo-train: stopped at your request after RL step 2 of 4" in caplog.text
+    assert f"resume       cipo-train resume={out}" in caplog.text
     checkpoint = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert checkpoint["epoch"] == 1 and "train/loss" in metrics
+    assert checkpoint["epoch"] == 1 and not (out / "policy").exists()
     seen = record_rollouts(monkeypatch)
     run(tmp_path, tiny_policy_dir, ["trainer.max_epochs=4", "ckpt_path=auto"])
     assert [epoch for epoch, _ in seen] == [2, 3]

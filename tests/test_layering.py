@@ -34,6 +34,7 @@ ALLOWED: dict[str, set[str] | str] = {
     "skip_guard": set(),
     "models": set(),
     "reporting": set(),
+    "loggers": set(),  # the trackers: config + outcome, logger=wandb / mlflow factories (used by cli)
     "algorithms": {"types", "schema"},
     "verifiers": {"types", "code_reference"},
     "tasks": {"types"},

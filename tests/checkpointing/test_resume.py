@@ -53,6 +53,10 @@ def test_resume_argument_reopens_the_runs_config_and_folder(tmp_path):
         "ckpt_path=auto",
     ]
     assert resume_arguments([f"resume={run}", "ckpt_path=/x.ckpt"])[-1] == f'hydra.run.dir="{run}"'
+    # with cipo's conf/: the saved config has no hydra section; the run's logging comes from conf/hydra/
+    args = resume_arguments([f"resume={run}", "trainer.max_epochs=8"], config_dir="/conf")
+    assert args[:3] == [f"--config-path={run / '.hydra'}", "--config-name=config", "--config-dir=/conf"]
+    assert args[3:] == ["trainer.max_epochs=8", f'hydra.run.dir="{run}"', "+hydra=default", "ckpt_path=auto"]
 
 
 @pytest.mark.parametrize(

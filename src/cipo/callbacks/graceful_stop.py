@@ -4,7 +4,8 @@ Without this, Ctrl-C raises ``KeyboardInterrupt`` wherever the run happens to be
 generation) and Lightning exits without a checkpoint of the work since the last one. The first
 SIGINT only sets a flag; at the end of the step every rank agrees on it (a rank that missed the
 signal must stop too), ``trainer.should_stop`` is set, and ``LastCheckpoint`` writes
-``last.ckpt``. The run then ends normally and can be resumed with the printed command. A second
+``last.ckpt``. The run then ends (``cipo.cli.train`` prints the resume command and raises
+``RunInterrupted``: the command exits with status 130) and can be resumed. A second
 Ctrl-C restores the previous handler and interrupts at once (the newest checkpoint is then the
 last one written).
 """
@@ -44,10 +45,6 @@ class GracefulStop(L.Callback):
         if trainer.strategy.reduce_boolean_decision(self.requested, all=False):
             self.requested = True
             trainer.should_stop = True
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.requested and trainer.is_global_zero:
-            log.warning("stopped at your request after RL step %d. %s", trainer.current_epoch, self.resume_hint)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self._restore()

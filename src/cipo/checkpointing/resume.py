@@ -68,12 +68,15 @@ def resolve_ckpt_path(value: str | None, output_dir: str | Path) -> str | None:
     return str(path)
 
 
-def resume_arguments(argv: list[str]) -> list[str]:
+def resume_arguments(argv: list[str], config_dir: str | None = None) -> list[str]:
     """Hydra command-line arguments with ``resume=<run folder>`` expanded (unchanged without it).
 
     ``["resume=logs/train/runs/X", "trainer.max_epochs=8"]`` ->
     ``["--config-path=<abs X>/.hydra", "--config-name=config", "trainer.max_epochs=8",
     "hydra.run.dir=<abs X>", "ckpt_path=auto"]`` (``ckpt_path`` only if not given).
+    With ``config_dir`` (cipo's ``conf/``), also ``--config-dir=<config_dir>`` and
+    ``+hydra=default``: the saved config has no ``hydra`` section, and this one sets the
+    run's logging (console format, Lightning's INFO lines off) as in a fresh run.
     """
     found = [arg for arg in argv if arg.startswith(RESUME_KEY)]
     if not found:
@@ -97,6 +100,9 @@ def resume_arguments(argv: list[str]) -> list[str]:
     rest = [arg for arg in argv if not arg.startswith(RESUME_KEY)]
     # Flags first: argparse stops collecting the positional overrides at the first flag after them.
     arguments = [f"--config-path={saved.parent}", "--config-name=config", *rest, f'hydra.run.dir="{run}"']
+    if config_dir is not None:
+        arguments[2:2] = [f"--config-dir={config_dir}"]
+        arguments.append("+hydra=default")
     if not any(arg.startswith("ckpt_path=") for arg in rest):
         arguments.append("ckpt_path=auto")
     return arguments

@@ -14,7 +14,6 @@ same code as in-training validation. Writes into the Hydra run folder:
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -25,9 +24,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from cipo.cli.command import run_command
 from cipo.cli.config_dir import CONFIG_DIR
+from cipo.cli.errors import reported_errors
 from cipo.cli.eval_config import RUN_SECTIONS, apply_run_sections, policy_source, read_run_config
 from cipo.cli.eval_summary import format_summary, outcome_counts, write_outputs
+from cipo.cli.help import EVAL
 from cipo.data.context_fit import check_task_fits_model
 from cipo.metrics import default_ks
 from cipo.models.checkpoint import load_policy_weights
@@ -149,13 +151,13 @@ def evaluate(cfg: DictConfig, overrides: list[str] | tuple[str, ...] = ()) -> di
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 def _hydra_eval(cfg: DictConfig) -> float:
-    summary = evaluate(cfg, overrides=list(HydraConfig.get().overrides.task))
+    with reported_errors("cipo-eval"):
+        summary = evaluate(cfg, overrides=list(HydraConfig.get().overrides.task))
     return summary["metrics"]["accuracy"]
 
 
 def eval_main() -> None:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    _hydra_eval()
+    run_command(EVAL, CONFIG_DIR, _hydra_eval)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,9 @@ What one RL step does inside the fit: docs/method.md, "One RL step in the code".
 from __future__ import annotations
 
 import logging
-import os
-import sys
+import time
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import hydra
 import lightning as L
@@ -24,8 +23,13 @@ from cipo.callbacks.graceful_stop import GracefulStop
 from cipo.callbacks.rollout import RolloutCallback
 from cipo.checkpointing.resume import continue_logs, resolve_ckpt_path, resume_arguments
 from cipo.checkpointing.run_state import RunState
+from cipo.cli.command import run_command
 from cipo.cli.config_dir import CONFIG_DIR
+from cipo.cli.errors import RunInterrupted, reported_errors
+from cipo.cli.help import TRAIN
+from cipo.cli.run_summary import RunEnd, run_end_text
 from cipo.data.context_fit import check_task_fits_model
+from cipo.loggers import flatten_config, log_config, log_outcome
 from cipo.models.policy import build_policy, export_policy
 from cipo.module import CIPOModule
 from cipo.parallel import full_weights
@@ -36,6 +40,7 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Build everything from ``cfg``, run ``trainer.fit`` and export the policy."""
+    started = time.monotonic()
     settings = read_train_settings(OmegaConf.to_container(cfg, resolve=True))
     algorithm, sampling = settings.algorithm, settings.sampling
     ckpt_path = resolve_ckpt_path(settings.run.ckpt_path, cfg.paths.output_dir)
@@ -69,50 +74,56 @@ def train(cfg: DictConfig) -> dict[str, float]:
         seed=settings.run.seed,
     )
     resume_hint = f"Resume with: cipo-train resume={output_dir}"
-    callbacks = [RunState(), GracefulStop(resume_hint), rollout]
+    stop = GracefulStop(resume_hint)
+    callbacks = [RunState(), stop, rollout]
     callbacks += [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     if trainer.is_global_zero:
         continue_logs(loggers, ckpt_path, fresh_start=settings.run.ckpt_path == "auto" and ckpt_path is None)
+    params = flatten_config(OmegaConf.to_container(cfg, resolve=True))
     if ckpt_path is None:  # a resumed run's hyper-parameters are already in its logs
-        for logger in loggers:
-            logger.log_hyperparams(_flatten(OmegaConf.to_container(cfg, resolve=True)))
+        log_config(loggers, params)
     else:
         log.info("resuming from %s", ckpt_path)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
 
-    if settings.run.export_policy:
+    exported = settings.run.export_policy and not stop.requested  # a stopped run is not the trained policy
+    if exported:
         with full_weights(trainer.strategy.model):  # every rank gathers (FSDP), rank 0 writes
             if trainer.is_global_zero:
                 written = export_policy(policy, tokenizer, output_dir)
                 log.info("exported the trained policy to %s", " and ".join(map(str, written)))
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items() if torch.is_tensor(value)}
-    return {**metrics, **rollout.last_validation}
-
-
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested config -> {"a/b": scalar} for logger hyper-parameter tables."""
-    if isinstance(tree, dict):
-        flat: dict[str, Any] = {}
-        for key, value in tree.items():
-            flat.update(_flatten(value, f"{prefix}{key}/"))
-        return flat
-    if isinstance(tree, list):
-        return {prefix.rstrip("/"): str(tree)}
-    return {prefix.rstrip("/"): tree if isinstance(tree, (int, float, str, bool)) else str(tree)}
+    metrics = {**metrics, **rollout.last_validation}
+    elapsed = time.monotonic() - started
+    end = RunEnd(
+        output_dir,
+        trainer.current_epoch,
+        trainer.max_epochs,
+        elapsed,
+        exported,
+        stop.requested,
+        validation_every=settings.validation.every,
+    )
+    if trainer.is_global_zero:
+        log_outcome(loggers, params, metrics, end.steps_done)  # TensorBoard's HPARAMS: config + final metrics
+        log.info(run_end_text(end, metrics))
+    if end.stopped:
+        raise RunInterrupted(f"stopped at your request after RL step {end.steps_done}")
+    return metrics
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def _hydra_train(cfg: DictConfig) -> float | None:
-    metrics = train(cfg)
+    with reported_errors("cipo-train"):
+        metrics = train(cfg)
     return metrics.get("val/accuracy")
 
 
 def train_main() -> None:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    sys.argv[1:] = resume_arguments(sys.argv[1:])  # resume=<run folder>: that run's config and folder
-    _hydra_train()
+    # resume=<run folder>: that run's config and folder
+    run_command(TRAIN, CONFIG_DIR, _hydra_train, rewrite_arguments=partial(resume_arguments, config_dir=CONFIG_DIR))
 
 
 if __name__ == "__main__":
