@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cipo.cli import train
+from cipo.cli.train import train
 from conftest import REPO, compose_train
 from fakes import read_series
 

@@ -318,7 +318,10 @@ def _validate_as(rank, world_size, built_tokenizer, **callback_kwargs):
     logger = MemoryLogger()
     datamodule = SimpleNamespace(heldout_records=HELDOUT, correction_template="{problem}{attempt}\nCheck:\nA:")
     trainer = SimpleNamespace(datamodule=datamodule, global_rank=rank, world_size=world_size, loggers=[logger])
-    callback._validate(trainer, SimpleNamespace(device=torch.device("cpu")), completed_steps=0)
+    shown = {}  # what reaches trainer.callback_metrics (the progress line reads val/accuracy there)
+    module = SimpleNamespace(device=torch.device("cpu"), log=lambda name, value, **_: shown.update({name: value}))
+    callback._validate(trainer, module, completed_steps=0)
+    assert shown == {"val/accuracy": logger.points[0][1]["val/accuracy"]}
     return callback, logger
 
 

@@ -130,7 +130,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary["rounds"]:
         columns = ["accuracy", "fix_rate", "retention", "break_rate", "delta"]
         lines += ["", f"  revisions of the {s['attempts']} attempts (verdict hidden)"]
-        lines.append("  " + "round".ljust(8) + "".join(c.ljust(18) for c in columns))
+        lines.append(("  " + "round".ljust(8) + "".join(c.ljust(18) for c in columns)).rstrip())
         rounds = summary["rounds"]
         for index, row in enumerate(rounds):
             counted = _round_fractions(row, rounds[1] if index == 0 and len(rounds) > 1 else None)
@@ -144,5 +144,5 @@ def format_summary(summary: dict[str, Any]) -> str:
                     cells.append(f"{row[column]:.4f} {counted[column][0]}/{counted[column][1]}")
                 else:
                     cells.append(f"{row[column]:.4f}")
-            lines.append("  " + str(row["round"]).ljust(8) + "".join(cell.ljust(18) for cell in cells))
+            lines.append(("  " + str(row["round"]).ljust(8) + "".join(cell.ljust(18) for cell in cells)).rstrip())
     return "\n".join(lines)
