@@ -11,12 +11,14 @@ common commands (``tests/cli/test_help.py`` checks that each is in the README).
 from __future__ import annotations
 
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 from cipo.cli.override_names import known_names
 
 HELP_FLAGS = ("--help", "-h")
+WIDTH = 100
 HIDDEN_GROUPS = ("hydra", "paths")  # Hydra's settings and folders: keys, not choices a user makes
 
 
@@ -72,6 +74,10 @@ def group_options(config_dir: Path, group: str) -> list[str]:
     return sorted(path.stem for path in (config_dir / group).glob("*.yaml"))
 
 
+def _wrap(text: str, indent: str = "") -> str:
+    return textwrap.fill(text, WIDTH, subsequent_indent=indent, break_on_hyphens=False)
+
+
 def help_text(spec: CommandHelp, config_dir: str | Path) -> str:
     config_dir = Path(config_dir)
     groups, keys = known_names(config_dir, spec.config_name)
@@ -82,19 +88,24 @@ def help_text(spec: CommandHelp, config_dir: str | Path) -> str:
     lines = [
         f"usage: {spec.command} [-m] [group=option ...] [key=value ...]",
         "",
-        spec.description,
+        _wrap(spec.description),
         "",
         "Common commands:",
         *(f"{line:<{column}}# {what}" for line, (_, what) in zip(examples, spec.examples)),
         "",
         "Config groups (group=option; conf/<group>/<option>.yaml):",
-        *(f"  {group:<{width}}  {', '.join(group_options(config_dir, group))}" for group in shown),
+        *(
+            _wrap(f"  {group:<{width}}  {', '.join(group_options(config_dir, group))}", " " * (width + 4))
+            for group in shown
+        ),
         "",
-        f"Top-level keys (key=value, section.key=value): {', '.join(keys)}",
+        _wrap(f"Top-level keys (key=value, section.key=value): {', '.join(keys)}", "  "),
         "",
-        f"-m runs a sweep over comma-separated values (Hydra multirun). `{spec.command} --cfg job` prints the "
-        f"composed config, --hydra-help Hydra's own flags. Errors are one paragraph; HYDRA_FULL_ERROR=1 shows "
-        f"the traceback. {spec.notes}",
+        _wrap(
+            f"-m runs a sweep over comma-separated values (Hydra multirun). `{spec.command} --cfg job` prints the "
+            f"composed config, --hydra-help Hydra's own flags. Errors are one paragraph; HYDRA_FULL_ERROR=1 shows "
+            f"the traceback. {spec.notes}"
+        ),
     ]
     return "\n".join(lines)
 
