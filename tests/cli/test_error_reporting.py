@@ -70,3 +70,13 @@ def test_an_interrupted_command_exits_130():
         with reported_errors("cipo-train"):
             raise RunInterrupted("stopped")
     assert info.value.code == 130
+
+
+def test_no_folder_is_removed_outside_a_hydra_job(tmp_path):
+    """A Hydra config without a job's runtime (composed, as tests and some tools do) names no run
+    folder: nothing is removed and nothing is raised while an error is being reported."""
+    from cipo.cli.errors import remove_unstarted_run
+    from conftest import compose_train
+
+    with compose_train([], tmp_path=tmp_path):
+        assert remove_unstarted_run() is None

@@ -94,19 +94,24 @@ def paragraph(command: str, message: str) -> str:
 
 
 @contextmanager
-def reported_errors(command: str) -> Iterator[None]:
-    """Run the body; a user error or an interruption ends the process with a short message."""
+def reported_errors(command: str, in_job: bool = False) -> Iterator[None]:
+    """Run the body; a user error or an interruption ends the process with a short message.
+
+    ``in_job``: the body is a Hydra job (the task function), whose run folder is removed if the
+    job failed before it wrote anything.
+    """
     try:
         yield
     except RunInterrupted:
-        remove_unstarted_run()
         sys.exit(EXIT_INTERRUPTED)
     except KeyboardInterrupt:
-        remove_unstarted_run()
+        if in_job:
+            remove_unstarted_run()
         print(f"\n{command}: interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     except Exception as error:
-        remove_unstarted_run()
+        if in_job:
+            remove_unstarted_run()
         message = None if full_traceback_requested() else user_error_message(error)
         if message is None:
             raise
@@ -118,14 +123,16 @@ def remove_unstarted_run() -> Path | None:
     """Remove the current Hydra job's folder if it holds only ``.hydra/`` and log files (and
     then its multirun folder if only ``multirun.yaml`` is left); returns the removed folder."""
     from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
 
     if not HydraConfig.initialized():
         return None
     hydra = HydraConfig.get()
     chosen = {override.split("=", 1)[0].lstrip("+") for override in hydra.overrides.hydra}
-    if "hydra.run.dir" in chosen or not hydra.runtime.output_dir:
+    output_dir = OmegaConf.select(hydra, "runtime.output_dir", default=None, throw_on_missing=False)
+    if "hydra.run.dir" in chosen or not output_dir:
         return None
-    folder = Path(hydra.runtime.output_dir)
+    folder = Path(output_dir)
     if not is_unstarted_run(folder):
         return None
     _close_file_handlers(folder)

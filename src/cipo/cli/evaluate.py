@@ -151,7 +151,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] | tuple[str, ...] = ()) -> di
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 def _hydra_eval(cfg: DictConfig) -> float:
-    with reported_errors("cipo-eval"):
+    with reported_errors("cipo-eval", in_job=True):
         summary = evaluate(cfg, overrides=list(HydraConfig.get().overrides.task))
     return summary["metrics"]["accuracy"]
 

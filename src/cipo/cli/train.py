@@ -116,7 +116,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def _hydra_train(cfg: DictConfig) -> float | None:
-    with reported_errors("cipo-train"):
+    with reported_errors("cipo-train", in_job=True):
         metrics = train(cfg)
     return metrics.get("val/accuracy")
 
