@@ -15,7 +15,7 @@ steps: 4
 seeds: [1, 2]
 validation: {every: 2, samples: 16, max_problems: 512, ks: [1, 4, 16]}
 baseline: grpo
-common: [num_threads=1, "~callbacks.rich_progress_bar"]
+common: [num_threads=1, "~callbacks.progress"]
 tasks:
   arithmetic: [data=arithmetic, data.heldout.num_records=512]
 configs:
@@ -38,7 +38,7 @@ def test_plan_is_seed_major_and_the_study_sets_its_own_keys(tmp_path):
         "arithmetic__grpo__seed1", "arithmetic__cipo__seed1", "arithmetic__grpo__seed2", "arithmetic__cipo__seed2",
     ]  # fmt: skip
     assert runs[1].overrides == (
-        "num_threads=1", "~callbacks.rich_progress_bar", "data=arithmetic", "data.heldout.num_records=512",
+        "num_threads=1", "~callbacks.progress", "data=arithmetic", "data.heldout.num_records=512",
         "experiment=builtin", "algorithm=cipo", "seed=1", "trainer.max_epochs=4", "validation.every=2",
         "validation.samples=16", "validation.max_problems=512", "validation.ks=[1,4,16]",
     )  # fmt: skip

@@ -134,7 +134,7 @@ seeds: [1, 2]
 validation: {{every: 1, samples: 2, max_problems: 8}}
 baseline: grpo
 common: [num_threads=1, export_policy=false, data.batch_size=2, data.heldout.num_records=8,
-         algorithm.correction.num_anchors=2, rollout.max_new_tokens=24, "~callbacks.rich_progress_bar"]
+         algorithm.correction.num_anchors=2, rollout.max_new_tokens=24, "~callbacks.progress"]
 tasks:
   arithmetic: [data=arithmetic]
 configs:
@@ -184,7 +184,7 @@ steps: 6
 seeds: [1]
 validation: {every: 3, samples: 2, max_problems: 8}
 common: [num_threads=1, export_policy=false, data.batch_size=2, data.heldout.num_records=8,
-         "~callbacks.rich_progress_bar"]
+         "~callbacks.progress"]
 tasks: {arithmetic: [data=arithmetic]}
 configs: {grpo: [experiment=builtin, algorithm=grpo]}
 """,
