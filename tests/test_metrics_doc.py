@@ -4,7 +4,7 @@ logged, every value in its documented unit.
 Two short runs cover every condition in the table's last column: the tiny random policy with the
 HF engine (a plain CIPO run: statuses like no_answer), and a scripted engine whose groups are
 always mixed (so every correction rate has a denominator) that reports a sync check, with a KL
-term, capped importance weights and two updates per RL step.
+term, capped importance weights, dynamic sampling and two updates per RL step.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ EXTRAS = [
     "algorithm.kl_coef=0.05",
     "algorithm.is_weights_cap=2.0",
     "algorithm.num_mini_batches=2",
+    "algorithm.dynamic_sampling.enabled=true",
 ]
 
 
