@@ -10,7 +10,9 @@ lines, right and wrong in about equal parts, plus ``--hard-fraction`` of answers
 ``10^{10^{10}}`` that make sympy spin until math-verify's timeout. The first call (worker start)
 is timed separately. Code: each problem's ``prompt + canonical_solution`` in a ```python fence,
 verified against its ``check``; samples/s counts whole samples (all tests of one problem).
-Report the machine load next to the numbers: this is wall-clock on a shared machine.
+Each line also gives the CPU time spent (this process and every process it waited for: worker
+pools, sandboxes and what ran inside them) and samples per CPU second, which a busy shared
+machine disturbs less than wall-clock. Report the machine load next to the numbers.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import time
 from collections import Counter
 from fractions import Fraction
@@ -25,6 +28,12 @@ from fractions import Fraction
 from cipo.code_reference import function_reference
 from cipo.verifiers.code import CodeVerifier
 from cipo.verifiers.math import MathVerifier
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of all its reaped descendants (user + system)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
 
 HARD = [r"10^{10^{10}}", r"(10^{10})!", r"2^{2^{2^{2^{2}}}}"]
 
@@ -74,14 +83,15 @@ def bench_math(args) -> None:
             started = time.perf_counter()
             verifier([r"\boxed{1}"] * workers, ["1"] * workers)
             warm = time.perf_counter() - started
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), cpu_seconds()
             results = verifier(completions, golds)
             seconds = time.perf_counter() - started
         finally:
-            verifier.close()
+            verifier.close()  # reaps the workers, so their CPU time is counted
+        cpu = cpu_seconds() - cpu
         rates[workers] = len(results) / seconds
         counts = Counter(r.status.value for r in results)
-        rate = f"{rates[workers]:.1f} samples/s"
+        rate = f"{rates[workers]:.1f} samples/s, CPU {cpu:.2f} s ({len(results) / cpu:.1f} samples/CPU-s)"
         print(f"  workers={workers}: start {warm:.2f} s, {seconds:.2f} s, {rate}  {dict(counts)}")
     if len(rates) == 2:
         print(f"  speedup {args.num_workers} workers / 1 worker: {rates[args.num_workers] / rates[1]:.2f}x")
@@ -99,14 +109,16 @@ def bench_code(args) -> None:
         verifier = CodeVerifier(num_workers=workers)
         try:
             _ = verifier.sandbox.python  # interpreter probe, not timed
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), cpu_seconds()
             results = verifier(completions, refs)
             seconds = time.perf_counter() - started
         finally:
-            verifier.close()
+            verifier.close()  # reaps the sandbox helpers, so their CPU time is counted
+        cpu = cpu_seconds() - cpu
         rates[workers] = len(results) / seconds
         passed = sum(r.success for r in results)
-        print(f"  workers={workers}: {seconds:.2f} s, {rates[workers]:.1f} samples/s, {passed}/{len(results)} pass")
+        per_cpu = f"CPU {cpu:.2f} s ({len(results) / cpu:.1f} samples/CPU-s)"
+        print(f"  workers={workers}: {seconds:.2f} s, {rates[workers]:.1f} samples/s, {per_cpu}, {passed}/{len(results)} pass")
         for problem, result in zip(problems, results):
             if not result.success:
                 print(f"    FAIL {problem['task_id']}: {result.status.value}: {result.feedback[:300]!r}")

@@ -4,6 +4,7 @@ trainer) survives and keeps verifying. Sandbox coverage and limits: src/cipo/ver
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -12,14 +13,13 @@ import pytest
 from cipo.code_reference import function_reference, stdio_reference
 from cipo.types import VerifyStatus
 from cipo.verifiers.code import CodeVerifier
-from cipo.verifiers.sandbox import isolation_prefix
+from cipo.verifiers.sandbox import namespaces_unavailable
 
 S = VerifyStatus
 SAMPLE_S, TEST_S = 5.0, 1.5
 REF = function_reference("def f(x):\n", "def check(candidate):\n    assert candidate(1) == 2\n", "f")
-SANDBOX_UID = 65534
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the uid switch (and RLIMIT_NPROC) needs root")
-needs_isolation = pytest.mark.skipif(not isolation_prefix("auto"), reason="unshare namespaces not usable here")
+needs_isolation = pytest.mark.skipif(bool(namespaces_unavailable()), reason="namespaces not usable here")
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,14 @@ def verifier():
     verifier.close()
 
 
-def _sandbox_processes(uid: int) -> dict[int, bytes]:
-    """Processes of ``uid`` running the harness (a fork bomb's copies are harness processes)."""
+def _sample_uids(verifier) -> set[str]:
+    """The uids this verifier's samples run as: one per worker thread (see sandbox.py)."""
+    threads = [t for t in threading.enumerate() if t.name.startswith("cipo-code-verifier")]
+    return {str(verifier.sandbox.uid_base + 1 + t.native_id) for t in threads}
+
+
+def _sandbox_processes(uids: set[str]) -> dict[int, bytes]:
+    """Processes running as one of ``uids``."""
     found = {}
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
@@ -40,7 +46,7 @@ def _sandbox_processes(uid: int) -> dict[int, bytes]:
             cmdline = (status.parent / "cmdline").read_bytes()
         except (OSError, StopIteration):
             continue
-        if real_uid == str(uid) and b"harness.py" in cmdline:
+        if real_uid in uids:
             found[int(status.parent.name)] = cmdline[:120]
     return found
 
@@ -78,10 +84,12 @@ def test_fork_bomb_is_contained(verifier):
     result, seconds = run(verifier, code)
     assert result.status in (S.RUNTIME_ERROR, S.TIMEOUT) and seconds < SAMPLE_S + 3, result
     # nothing it forked survives the sample (the kernel may take a moment to reap a torn-down namespace)
+    uids = _sample_uids(verifier)
+    assert uids
     give_up = time.monotonic() + 5
-    while _sandbox_processes(SANDBOX_UID) and time.monotonic() < give_up:
+    while _sandbox_processes(uids) and time.monotonic() < give_up:
         time.sleep(0.05)
-    assert not _sandbox_processes(SANDBOX_UID)
+    assert not _sandbox_processes(uids)
 
 
 def test_memory_bomb_is_memory_exceeded(verifier):
@@ -99,7 +107,8 @@ def test_writing_outside_the_work_dir_fails(verifier, tmp_path):
     paths = [str(t) for t in targets]
     code = f"def f(x):\n    for path in {paths!r}:\n        open(path, 'w').write('pwned')\n    return 2"
     result, _ = run(verifier, code)
-    assert result.status == S.RUNTIME_ERROR and "PermissionError" in result.feedback
+    # refused, or (inside the sample's mount namespace) not even there to write to
+    assert result.status == S.RUNTIME_ERROR and ("PermissionError" in result.feedback or "FileNotFound" in result.feedback)
     assert not any(t.exists() for t in targets)
 
 
@@ -158,7 +167,7 @@ def test_exiting_before_the_tests_finish_is_not_a_pass(verifier, code):
 
 
 def test_forged_result_lines_are_not_a_pass(verifier):
-    # write a fake "all done" record to every descriptor the harness could be using, then leave
+    # write a fake "all done" record to every descriptor the judge could be using, then leave
     code = """import os
 for fd in range(3, 64):
     try:

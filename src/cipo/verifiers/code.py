@@ -1,15 +1,16 @@
 """Code verifier: run the completion's program against the reference's tests in a sandbox.
 
 Per completion (reference format: ``code_reference.py``; sandbox and threat model:
-``sandbox.py``; in-process test runner: ``harness.py``):
+``sandbox.py``; the test runner inside it: ``isolated/judge.py``):
   1. the program is the completion's last fenced code block; none -> ``no_code``. Function
      style: the prompt is put in front when the block does not define the entry point.
-  2. function style: one sandboxed process runs the program and every test statement of
-     ``check(candidate)`` with ``test_timeout_s`` each and ``sample_timeout_s`` in all. It counts
-     as passed only when the harness reports, with the per-sample nonce, that it finished.
-     stdio style: one sandboxed process per test (fed the input, stdout compared after
-     normalising trailing whitespace), ``test_timeout_s`` each, ``sample_timeout_s`` in all
-     (tests left when the budget runs out count as timed out).
+  2. function style: one sandbox per sample; the program runs in a process of its own, every
+     test statement of ``check(candidate)`` runs in the judge (calling the program over a
+     socket), ``test_timeout_s`` each and ``sample_timeout_s`` in all. It counts as passed only
+     when the judge reports, with the per-sample nonce, that it finished.
+     stdio style: one sandbox per sample, a fresh process per test (fed the input; its stdout
+     compared here after normalising trailing whitespace), ``test_timeout_s`` each,
+     ``sample_timeout_s`` in all (tests left when the budget runs out count as timed out).
   3. status: ``passed`` when every test passed; otherwise the status of the first test that did
      not: ``failed`` (wrong answer), ``timeout``, ``memory_exceeded``, ``runtime_error``, or
      ``syntax_error`` for the whole program. ``error`` when the verifier itself failed.
@@ -21,7 +22,6 @@ Samples run ``num_workers`` at a time on a thread pool (each sample is its own p
 
 from __future__ import annotations
 
-import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -34,7 +34,7 @@ from cipo.code_reference import (
     with_prompt,
 )
 from cipo.types import VerifierResult, VerifyStatus
-from cipo.verifiers.sandbox import Limits, RunResult, Sandbox
+from cipo.verifiers.sandbox import DEFAULT_UID_BASE, Limits, Sandbox, stdio_output
 
 S = VerifyStatus
 _STATUSES = {"failed", "syntax_error", "runtime_error", "memory_exceeded", "timeout", "error"}
@@ -51,6 +51,11 @@ def _signal_name(returncode: int | None) -> str:
     return f"exit code {returncode}"
 
 
+def _tail(text: str, lines: int = 3) -> str:
+    kept = text.strip().splitlines()[-lines:]
+    return ": " + " | ".join(kept) if kept else ""
+
+
 class CodeVerifier:
     """Batch verifier (the ``Verifier`` protocol) for code problems. Threads start on first use."""
 
@@ -65,8 +70,11 @@ class CodeVerifier:
         reward: str = "all_pass",
         feedback_lines: int = 8,
         isolation: str = "auto",
-        sandbox_uid: int | None = 65534,
+        sandbox_uid: int | None = DEFAULT_UID_BASE,
         python: str | None = None,
+        scratch_mb: int = 64,
+        scratch_files: int = 4096,
+        cgroups: str = "auto",
     ) -> None:
         checks = {
             "num_workers": num_workers >= 1,
@@ -76,6 +84,8 @@ class CodeVerifier:
             "max_output_bytes": max_output_bytes >= 1024,
             "max_processes": max_processes >= 1,
             "feedback_lines": feedback_lines >= 0,
+            "scratch_mb": scratch_mb >= 1,
+            "scratch_files": scratch_files >= 16,
         }
         for key, ok in checks.items():
             if not ok:
@@ -86,8 +96,8 @@ class CodeVerifier:
             raise ValueError(f"verifier.isolation must be auto, none or require, got {isolation!r}")
         self.num_workers, self.sample_timeout_s, self.test_timeout_s = num_workers, sample_timeout_s, test_timeout_s
         self.reward_mode, self.feedback_lines = reward, feedback_lines
-        limits = Limits(memory_mb=memory_mb, output_bytes=max_output_bytes, processes=max_processes)
-        self.sandbox = Sandbox(limits, isolation, sandbox_uid, python)
+        limits = Limits(memory_mb, max_output_bytes, max_processes, scratch_mb, scratch_files)
+        self.sandbox = Sandbox(limits, isolation, sandbox_uid, python, cgroups)
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -101,10 +111,12 @@ class CodeVerifier:
         self._lock = threading.Lock()
 
     def close(self) -> None:
+        """Stop the worker threads and the sandbox launcher (both restart on the next call)."""
         with self._lock:
             if self._executor is not None:
                 self._executor.shutdown(wait=True)
             self._executor = None
+            self.sandbox.close()
 
     def __call__(self, completions: list[str], references: list[str]) -> list[VerifierResult]:
         if len(completions) != len(references):
@@ -143,16 +155,8 @@ class CodeVerifier:
         return VerifierResult(success, reward, VerifyStatus(status), "\n".join(lines), score)
 
     def _function(self, program: str, ref: FunctionReference) -> VerifierResult:
-        nonce = secrets.token_hex(16)
-        run = self.sandbox.run(
-            "function",
-            program,
-            test=ref.test,
-            entry_point=ref.entry_point,
-            stdin=f"{nonce}\n".encode(),
-            timeout_s=self.sample_timeout_s,
-            test_timeout_s=self.test_timeout_s,
-            nonce=nonce,
+        run = self.sandbox.run_function(
+            program, ref.prompt, ref.test, ref.entry_point, self.test_timeout_s, self.sample_timeout_s
         )
         tests = [r for r in run.reports if "test" in r]
         total = next((r["total"] for r in run.reports if "total" in r), 0)
@@ -165,47 +169,41 @@ class CodeVerifier:
             return self._result(status, passed, total, first.get("error", ""))
         if run.timed_out:
             return self._result("timeout", passed, total, f"the sample ran past {self.sample_timeout_s:g} s")
-        if not done:  # exited (sys.exit/os._exit/a signal) before the harness finished
-            return self._result("runtime_error", passed, total, f"the tests did not finish ({self._why(run)})")
+        if not done:  # the judge itself failed: the verifier's fault, not the program's
+            why = f"the sandbox ended without a verdict ({_signal_name(run.returncode)}{_tail(run.stderr)})"
+            return self._result("error", passed, total, why)
         return self._result("passed", passed, total, "")
 
     def _stdio(self, program: str, ref: StdioReference) -> VerifierResult:
-        import time
-
-        deadline = time.monotonic() + self.sample_timeout_s
+        run = self.sandbox.run_stdio(program, list(ref.inputs), self.test_timeout_s, self.sample_timeout_s)
+        records = {r["test"]: r for r in run.reports if isinstance(r.get("test"), int)}
         passed, first_status, first_feedback = 0, None, ""
-        for index, (given, expected) in enumerate(zip(ref.inputs, ref.outputs)):
-            left = deadline - time.monotonic()
-            if left <= 0:
+        for index, expected in enumerate(ref.outputs):
+            if index in records:
+                status, feedback = self._stdio_status(records[index], expected, index)
+            elif first_status == "syntax_error":
+                break  # not run: every test would say the same
+            elif run.timed_out:
                 status, feedback = "timeout", f"no time left for test {index} ({self.sample_timeout_s:g} s budget)"
             else:
-                run = self.sandbox.run("stdio", program, stdin=given.encode(), timeout_s=min(self.test_timeout_s, left))
-                status, feedback = self._stdio_status(run, expected, index)
+                why = f"{_signal_name(run.returncode)}{_tail(run.stderr)}"
+                status, feedback = "error", f"test {index}: the sandbox ended without a verdict ({why})"
             if status == "passed":
                 passed += 1
             elif first_status is None:
                 first_status, first_feedback = status, feedback
-            if status == "syntax_error":
-                break  # every other test would say the same
-        total = len(ref.inputs)
-        return self._result(first_status or "passed", passed, total, first_feedback)
+        return self._result(first_status or "passed", passed, len(ref.inputs), first_feedback)
 
-    def _stdio_status(self, run: RunResult, expected: str, index: int) -> tuple[str, str]:
-        report = next((r for r in run.reports if r.get("status")), None)
-        if report is not None and report["status"] == "syntax_error":
-            return "syntax_error", report.get("error", "")
-        if run.timed_out:
+    def _stdio_status(self, record: dict, expected: str, index: int) -> tuple[str, str]:
+        status = record.get("status")
+        if status == "syntax_error":
+            return "syntax_error", record.get("error", "")
+        if record.get("timed_out"):
             return "timeout", f"test {index}: ran past {self.test_timeout_s:g} s"
-        if report is not None:
-            return report["status"], f"test {index}: {report.get('error', '')}"
-        if run.returncode != 0:
-            return "runtime_error", f"test {index}: {self._why(run)}"
-        got = normalize_output(run.stdout.decode("utf-8", errors="replace"))
+        if status is not None:
+            status = status if status in _STATUSES else "runtime_error"
+            return status, f"test {index}: {record.get('error', '')}" + _tail(record.get("stderr") or "")
+        got = normalize_output(stdio_output(record).decode("utf-8", errors="replace"))
         if got == normalize_output(expected):
             return "passed", ""
         return "failed", f"test {index}: expected {normalize_output(expected)[:200]!r}, got {got[:200]!r}"
-
-    @staticmethod
-    def _why(run: RunResult) -> str:
-        tail = run.stderr.decode("utf-8", errors="replace").strip().splitlines()[-3:]
-        return _signal_name(run.returncode) + (": " + " | ".join(tail) if tail else "")

@@ -1,57 +1,71 @@
-"""Run one untrusted Python program in its own process, with limits; the parent never blocks
-past the deadline and never holds more than the output cap in memory.
+"""Run one code sample (an untrusted program and the reference's tests) in a sandbox of its own;
+the trainer never blocks past the deadline and never holds more than the output cap in memory.
 
-What one run gets (``harness.py`` does the in-process part):
-  * ``python -I`` (no PYTHON* variables, no user site, no script dir on sys.path) in a fresh
-    temporary working directory, removed afterwards;
-  * a scrubbed environment: PATH, LANG/LC_ALL, HOME/TMPDIR (= the work dir), thread counts;
-    nothing else from the trainer's environment;
-  * rlimits: address space (RLIMIT_AS), CPU seconds, file size (RLIMIT_FSIZE: also the output
-    cap, since stdout/stderr are files), processes (RLIMIT_NPROC), no core dumps;
-  * its own session/process group, SIGKILLed as a group at the deadline; the parent waits on a
-    pidfd, so it kills before reaping (a reaped leader's pgid could be reused);
-  * stdin from a file (a nonce line for the function harness, the test input for stdio);
-  * when ``isolation`` finds ``unshare`` usable: new network namespace (no network, not even
-    loopback), new PID namespace with ``--kill-child`` (the harness is PID 1: when it dies the
-    kernel kills every process it left behind, even ones that called setsid) and a private
-    /proc (other processes, including the trainer and its environment, are invisible);
-  * when the trainer runs as root: the code runs as ``sandbox_uid`` (default nobody), so
-    RLIMIT_NPROC applies (root ignores it), files outside world-writable places cannot be
-    written, and the trainer cannot be signalled.
+One sample = one ``python -I isolated/boot.py`` (the *judge*, trusted) started as root, as init
+of fresh PID, mount, IPC and network namespaces where ``unshare`` works. The judge runs the
+program in a process of its own as the sample's uid and judges every test itself: function
+style, the reference's tests run in the judge and call the program over a socket, getting back
+plain values only (``isolated/remote.py``); stdin/stdout style, a fresh interpreter per test and
+the output compared here. Details: ``isolated/judge.py``, ``isolated/confine.py``, ``cgroups.py``.
 
-Threat model, honestly: this stops accidents and reward-hacking-grade behaviour of a policy
-(infinite loops, fork and memory bombs, huge output, early exit, exiting the interpreter,
-killing the parent, reading the trainer's environment, writing into the run directory,
-network calls where namespaces work). It is NOT a security boundary against a determined
-attacker: same kernel, no seccomp filter, world-writable /tmp and /dev/shm stay writable
-(each file capped by RLIMIT_FSIZE, not their number), the filesystem is readable as the
-sandbox uid sees it, RLIMIT_NPROC is counted per uid and so shared by the samples running at
-once, and the nonce that marks a finished test run lives in the sandboxed process's memory
-(code that inspects the harness's frames can find it). A candidate can also return an object
-whose ``__eq__`` always says True; the harness does not defend against that. Without root
-(no uid switch) the process limit counts all of the user's processes and files the user
-can write are writable; without ``unshare`` there is no network or PID isolation. Run
-untrusted code from the open internet in a VM or gVisor container.
+What this machine allows (probed at the first sample and logged; measured when this was
+written, on the project's machines, which CI shares): the trainer runs as root; cgroup v1
+memory and pids hierarchies are writable (v2 is mounted at /sys/fs/cgroup/unified without
+controllers); ``unshare --net --pid --fork --mount-proc --ipc`` works (user namespaces too);
+/tmp, /var/tmp, /run/lock and /dev/shm are the world-writable folders; no Yama ptrace limits.
+
+Contained here, each with a test (tests/verifiers/test_code_{adversarial,reward_hacks}.py,
+test_sandbox_containment.py), with namespaces and, marked (f), also in the fallback without:
+  * reward without a solution (f): the program cannot reach the judge (other uid, or
+    untraceable init of its PID namespace), so patching builtins or the runner, forging result
+    lines (the trainer reads only lines carrying a per-sample nonce, which only the judge
+    knows, in both modes), exiting early, threads and exit hooks, and returned objects whose
+    ``__eq__`` or ``__bool__`` lie (decoded as plain built-ins, or refused) give no pass;
+  * reading the tests (f): they are read by the judge after the program's process was forked,
+    never written where the program can read, and stdio's expected outputs never enter the sandbox;
+  * other samples (f): every sample has its own uid (``sandbox_uid`` + 1 + the trainer thread's
+    id), so it can signal, trace or read ``/proc/<pid>/fd`` of nothing but its own processes;
+  * leftovers: the judge is PID 1, so every process of the sample dies with it, setsid and
+    double forks included; it also dies with the trainer (it watches a pidfd of the trainer).
+    (f): a ``kill(-1)`` sent as the sample's uid after the judge ends;
+  * memory: one cgroup per sample caps all its processes together (plus RLIMIT_AS each);
+    (f) without cgroups: per process only, so up to RLIMIT_AS x RLIMIT_NPROC;
+  * scratch space: /tmp and /dev/shm are a private tmpfs (``scratch_mb``, ``scratch_files``)
+    freed with the sample; SysV IPC is private; no network; the folders Python does not need
+    (/work, /root, /home, /var, /run, /mnt, /opt, ...) are hidden, so data sets and run folders
+    cannot be read. (f): none of this; a shared /tmp with each file capped by RLIMIT_FSIZE;
+  * time: per-test alarms, the sample deadline, RLIMIT_CPU, and a last kill of the judge here.
+
+Not contained: the kernel is shared and there is no syscall filter (a kernel bug is an escape);
+files readable by any uid outside the hidden folders (/usr, /etc) stay readable; CPU is not
+capped beyond time limits; without root there is no uid switch (the program can kill the judge,
+giving no pass, but not trace it) and no cgroup; a sample using the same uid as one in another
+PID namespace (containers) is not told apart by the fallback's kill. Run code from the open
+internet in a VM or gVisor container.
 """
 
 from __future__ import annotations
 
+import base64
 import json
-import math
+import logging
 import os
-import select
+import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
-HARNESS = Path(__file__).with_name("harness.py")
-_UNSHARE_FLAGS = ["--net", "--pid", "--fork", "--kill-child", "--mount-proc"]
+from cipo.verifiers.cgroups import CgroupLayout, SampleCgroups, find_layout
+from cipo.verifiers.sandbox_process import TRAINER_FD, Launcher, probe_namespaces, trainer_pidfd
+
+log = logging.getLogger(__name__)
+# Above the uid ranges of containers (systemd-nspawn ends at 1878982656, /etc/subuid ranges lower).
+DEFAULT_UID_BASE = 1_900_000_000
+_PROBE = "import socket, json, math, re, collections, heapq, hashlib, fractions, decimal, typing\nprint('ok')\n"
 
 
 @dataclass(frozen=True)
@@ -59,62 +73,39 @@ class Limits:
     memory_mb: int = 1024
     output_bytes: int = 8 * 2**20
     processes: int = 64
+    scratch_mb: int = 64
+    scratch_files: int = 4096
 
 
 @dataclass(frozen=True)
-class RunResult:
-    """``returncode`` is negative for a signal (as in subprocess); None only if it never ran."""
+class SampleRun:
+    """What the judge reported (lines with this sample's nonce), and how the judge itself ended."""
 
-    returncode: int | None
-    timed_out: bool
-    seconds: float
-    stdout: bytes
-    stderr: bytes
-    reports: list[dict]
+    reports: list[dict] = field(default_factory=list)
+    timed_out: bool = False  # the judge itself ran past the sample deadline and was killed
+    returncode: int | None = None
+    seconds: float = 0.0
+    stderr: str = ""
 
 
 @lru_cache(maxsize=4)
-def isolation_prefix(mode: str = "auto") -> tuple[str, ...]:
-    """The ``unshare`` command prefix that works here (probed once), or () for none.
-
-    ``mode``: ``auto`` (use it when it works), ``none``, ``require`` (error when it does not).
-    """
-    if mode not in ("auto", "none", "require"):
-        raise ValueError(f"verifier.isolation must be auto, none or require, got {mode!r}")
-    if mode == "none":
-        return ()
-    unshare = shutil.which("unshare")
-    candidates = []
-    if unshare:
-        if os.geteuid() == 0:
-            candidates.append((unshare, *_UNSHARE_FLAGS))
-        candidates.append((unshare, "--user", "--map-root-user", *_UNSHARE_FLAGS))
-    for prefix in candidates:
-        try:
-            probe = subprocess.run([*prefix, "true"], capture_output=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if probe.returncode == 0:
-            return prefix
-    if mode == "require":
-        raise RuntimeError(
-            "verifier.isolation=require but no usable `unshare` (util-linux; needs root or unprivileged "
-            "user namespaces). Set verifier.isolation=auto to run without network/PID isolation."
-        )
-    return ()
+def namespaces_unavailable(python: str = "/usr/bin/python3") -> str | None:
+    """None when samples get their own namespaces here (as this user), else why not."""
+    return probe_namespaces(python)
 
 
-def _read_capped(path: Path, cap: int) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(cap)
+@lru_cache(maxsize=1)
+def cgroup_layout() -> CgroupLayout | None:
+    return find_layout()
 
 
-def _parse_reports(raw: bytes, nonce: str) -> list[dict]:
+def parse_reports(raw: bytes, nonce: str) -> list[dict]:
+    """The JSON records of lines ``<nonce> <json>``; every other line is ignored."""
     reports = []
     for line in raw.decode("utf-8", errors="replace").splitlines():
         head, _, body = line.partition(" ")
-        if head != nonce:
-            continue  # not written by the harness (or from a forged line without the nonce)
+        if not nonce or head != nonce:
+            continue
         try:
             record = json.loads(body)
         except ValueError:
@@ -124,162 +115,165 @@ def _parse_reports(raw: bytes, nonce: str) -> list[dict]:
     return reports
 
 
-def _wait_then_kill_group(proc: subprocess.Popen, timeout_s: float) -> bool:
-    """Wait up to ``timeout_s`` for ``proc`` to exit (without reaping it), then SIGKILL its
-    process group and reap. True if the deadline passed."""
-    timed_out = True
-    try:
-        with_pidfd = hasattr(os, "pidfd_open")
-        if with_pidfd:
-            fd = os.pidfd_open(proc.pid)
-            try:
-                timed_out = not select.select([fd], [], [], max(timeout_s, 0.0))[0]
-            finally:
-                os.close(fd)
-        else:  # poll without reaping
-            end = time.monotonic() + timeout_s
-            while time.monotonic() < end:
-                if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
-                    timed_out = False
-                    break
-                time.sleep(0.005)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the leader is not reaped yet: its pgid is ours
-        except (ProcessLookupError, PermissionError):
-            pass
-        proc.wait()
-    return timed_out
-
-
-_PROBE = "import socket, json, math, re, collections, heapq, hashlib, fractions, decimal, typing\nprint('ok')\n"
-
-
 class Sandbox:
-    """Runs ``harness.py`` on a program: ``mode`` is ``function`` or ``stdio``.
+    """Runs code samples: ``run_function`` (HumanEval style) and ``run_stdio``.
 
-    ``python``: the interpreter for the untrusted code. None picks the first of the trainer's
-    own interpreter and the system ``python3`` that can import the standard library *as the
-    sandbox uid* (a pyenv/conda Python under a 0700 /root cannot), probed once.
+    ``python``: the interpreter for the judge and the program. None picks the first of the
+    trainer's own interpreter and the system ``python3`` that works as the sandbox uids (a
+    pyenv/conda Python under a 0700 /root does not), probed once with every protection.
+    ``isolation``: namespaces auto (when they work), none, require. ``cgroups``: the same.
     """
 
     def __init__(
         self,
         limits: Limits = Limits(),
         isolation: str = "auto",
-        sandbox_uid: int | None = 65534,
+        sandbox_uid: int | None = DEFAULT_UID_BASE,
         python: str | None = None,
+        cgroups: str = "auto",
     ) -> None:
-        self.limits, self.isolation, self.requested_python = limits, isolation, python
+        for key, value in (("isolation", isolation), ("cgroups", cgroups)):
+            if value not in ("auto", "none", "require"):
+                raise ValueError(f"verifier.{key} must be auto, none or require, got {value!r}")
+        self.limits, self.isolation, self.requested_python, self.cgroups = limits, isolation, python, cgroups
         # Switching uid needs root; without it the limits still apply, but as the same user.
-        self.uid = sandbox_uid if (sandbox_uid is not None and os.geteuid() == 0) else None
-        self._python: str | None = None
+        self.uid_base = sandbox_uid if (sandbox_uid is not None and os.geteuid() == 0) else None
+        self.launcher: Launcher | None = None
+        self._private_tmp = False
+        self._cgroups = SampleCgroups()
+        self.protections: dict = {}
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "launcher": None, "protections": {}}
+
+    def close(self) -> None:
+        """Stop the launcher and remove the sample cgroups (both come back on the next sample)."""
+        if self.launcher is not None:
+            self.launcher.close()
+        self.launcher = None
+        self._cgroups.remove_all()
+
+    # --- setup -----------------------------------------------------------------------------
 
     @property
     def python(self) -> str:
-        if self._python is None:
-            candidates = [self.requested_python] if self.requested_python else [sys.executable, "/usr/bin/python3"]
-            why = ""
-            for candidate in candidates:
-                self._python = candidate
-                try:
-                    probe = self.run("stdio", _PROBE, timeout_s=20)
-                except OSError as error:
-                    why = str(error)
-                    continue
-                if probe.stdout.strip() == b"ok":
-                    return candidate
-                why = probe.stderr.decode(errors="replace")[-300:]
-            self._python = None
-            raise RuntimeError(
-                f"no Python in {candidates} can import the standard library as the sandbox uid {self.uid} "
-                f"(last try: {why!r}). Set verifier.python to an "
-                "interpreter that uid can read, or verifier.sandbox_uid=null (runs the code as this user)."
-            )
-        return self._python
+        if self.launcher is None:
+            self._choose_python()
+        return self.launcher.python
 
-    def run(
-        self,
-        mode: str,
-        program: str,
-        *,
-        stdin: bytes = b"",
-        timeout_s: float,
-        test: str | None = None,
-        entry_point: str | None = None,
-        test_timeout_s: float | None = None,
-        nonce: str = "",
-    ) -> RunResult:
-        box = Path(tempfile.mkdtemp(prefix="cipo-sandbox-"))
-        try:
-            return self._run_in(box, mode, program, stdin, timeout_s, test, entry_point, test_timeout_s, nonce)
-        finally:
-            shutil.rmtree(box, ignore_errors=True)
+    def _layout(self) -> CgroupLayout | None:
+        layout = cgroup_layout() if self.cgroups != "none" else None
+        if layout is None and self.cgroups == "require":
+            raise RuntimeError("verifier.cgroups=require but no writable cgroup v1/v2 memory hierarchy (needs root)")
+        return layout
 
-    def _run_in(self, box, mode, program, stdin, timeout_s, test, entry_point, test_timeout_s, nonce) -> RunResult:
-        # box/ is traversable but not listable; its files are the parent's (0600) and are read by
-        # the harness before it drops privileges. Only box/work belongs to the sandbox uid.
-        box.chmod(0o711)
-        work = box / "work"
-        work.mkdir(mode=0o700)
-        if self.uid is not None:
-            os.chown(work, self.uid, self.uid)
-        (box / "solution.py").write_text(program, encoding="utf-8")
-        if test is not None:
-            (box / "test.py").write_text(test, encoding="utf-8")
-        (box / "stdin").write_bytes(stdin)
-        config = {
-            "mode": mode,
-            "program": str(box / "solution.py"),
-            "test": str(box / "test.py") if test is not None else None,
-            "entry_point": entry_point,
-            "test_timeout_s": test_timeout_s or timeout_s,
-            "uid": self.uid,
-            "gid": self.uid,
-            "limits": {
-                "memory_bytes": self.limits.memory_mb * 2**20,
-                "cpu_s": math.ceil(timeout_s) + 1,
-                "file_bytes": self.limits.output_bytes,
-                "processes": self.limits.processes,
-            },
-        }
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "LANG": "C.UTF-8",
-            "LC_ALL": "C.UTF-8",
-            "HOME": str(work),
-            "TMPDIR": str(work),
-            "OMP_NUM_THREADS": "1",
-            "OPENBLAS_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1",
-        }
-        with (
-            open(box / "stdin", "rb") as stdin_file,
-            open(box / "stdout", "wb") as out,
-            open(box / "stderr", "wb") as err,
-            open(box / "result", "wb") as result,
-        ):
-            config["result_fd"] = result.fileno()
-            command = [*isolation_prefix(self.isolation), self.python, "-I", str(HARNESS), json.dumps(config)]
-            started = time.monotonic()
-            proc = subprocess.Popen(
-                command,
-                cwd=work,
-                env=env,
-                stdin=stdin_file,
-                stdout=out,
-                stderr=err,
-                pass_fds=(result.fileno(),),
-                start_new_session=True,
-            )
-            timed_out = _wait_then_kill_group(proc, timeout_s)
-            seconds = time.monotonic() - started
-        cap = self.limits.output_bytes
-        return RunResult(
-            returncode=proc.returncode,
-            timed_out=timed_out,
-            seconds=seconds,
-            stdout=_read_capped(box / "stdout", cap),
-            stderr=_read_capped(box / "stderr", cap),
-            reports=_parse_reports(_read_capped(box / "result", cap), nonce),
+    def _choose_python(self) -> None:
+        candidates = [self.requested_python] if self.requested_python else [sys.executable, "/usr/bin/python3"]
+        why = ""
+        for candidate in candidates:
+            launcher = Launcher(candidate, self.isolation)
+            try:
+                launcher.start()
+            except OSError as error:
+                why = str(error)
+                continue
+            if self.isolation == "require" and not launcher.namespaces:
+                launcher.close()
+                raise RuntimeError(f"verifier.isolation=require but namespaces are not usable here: {launcher.why}")
+            self.launcher = launcher
+            for private_tmp in [True, False] if launcher.namespaces else [False]:
+                self._private_tmp = private_tmp
+                probe = self._run("stdio", {"program": _PROBE, "inputs": [""]}, 20, 20, probe=True)
+                tests = [r for r in probe.reports if "test" in r]
+                if tests and stdio_output(tests[0]) == b"ok\n":
+                    self._log_protections(next((r["protections"] for r in probe.reports if "protections" in r), {}))
+                    return
+                why = (tests[0].get("stderr") or tests[0].get("error", "") if tests else probe.stderr)[-300:]
+            self.launcher = None
+            launcher.close()
+        raise RuntimeError(
+            f"no Python in {candidates} can run the sandbox as the sandbox uids (from {self.uid_base}) "
+            f"(last try: {why!r}). Set verifier.python to an interpreter any uid can read, or "
+            "verifier.sandbox_uid=null (runs the code as this user)."
         )
+
+    def _log_protections(self, found: dict) -> None:
+        layout = self._layout()
+        self.protections = {
+            "uid": f"a uid per sample from {self.uid_base + 1}" if self.uid_base is not None else None,
+            "namespaces": "pid, net, ipc, mount" if found.get("pid_namespace") else None,
+            "private_tmp": f"{self.limits.scratch_mb} MB tmpfs on /tmp, /dev/shm" if found.get("private_tmp") else None,
+            "hidden": ", ".join(found.get("hidden") or []) or None,
+            "cgroup": layout.describe() if layout is not None else None,
+        }
+        missing = sorted(key for key, value in self.protections.items() if value is None)
+        log.info("code sandbox: %s", "; ".join(f"{k}: {v}" for k, v in self.protections.items() if v))
+        if missing:
+            why = f" (namespaces: {self.launcher.why})" if not self.launcher.namespaces else ""
+            log.warning("code sandbox runs without %s%s; see the threat model in cipo/verifiers/sandbox.py", missing, why)
+
+    # --- one sample ------------------------------------------------------------------------
+
+    def run_function(
+        self, program: str, prompt: str, test: str, entry_point: str, test_timeout_s: float, sample_timeout_s: float
+    ) -> SampleRun:
+        secret = {"program": program, "prompt": prompt, "test": test, "entry_point": entry_point}
+        return self._run("function", secret, test_timeout_s, sample_timeout_s)
+
+    def run_stdio(self, program: str, inputs: list[str], test_timeout_s: float, sample_timeout_s: float) -> SampleRun:
+        return self._run("stdio", {"program": program, "inputs": list(inputs)}, test_timeout_s, sample_timeout_s)
+
+    def _run(self, mode: str, secret: dict, test_timeout_s: float, sample_timeout_s: float, probe=False) -> SampleRun:
+        if not probe:
+            _ = self.python  # the launcher, started and probed once
+        launcher = self.launcher
+        uid = self.uid_base + 1 + threading.get_native_id() if self.uid_base is not None else None
+        limits = self.limits
+        layout = self._layout()
+        cgroup = self._cgroups.for_this_thread(layout, (limits.memory_mb + limits.scratch_mb) * 2**20, limits.processes)
+        box = None if self._private_tmp else tempfile.mkdtemp(prefix="cipo-sandbox-")
+        settings = {
+            "mode": mode,
+            "uid": uid,
+            "judge_uid": self.uid_base,
+            "limits": {
+                "memory_bytes": limits.memory_mb * 2**20,
+                "cpu_s": int(sample_timeout_s) + 2,
+                "file_bytes": limits.output_bytes,
+                "processes": limits.processes,
+            },
+            "scratch": {"bytes": limits.scratch_mb * 2**20, "files": limits.scratch_files} if self._private_tmp else None,
+            "hide": True,
+            "box": box,
+            "cgroups": [str(folder) for folder in cgroup.folders] if cgroup else [],
+            "test_timeout_s": test_timeout_s,
+            "sample_timeout_s": sample_timeout_s,
+            "trainer_fd": TRAINER_FD if trainer_pidfd() is not None else None,
+            "probe": probe,
+        }
+        nonce = secrets.token_hex(16)
+        try:
+            finished = launcher.run(
+                [settings, {**secret, "nonce": nonce}],
+                deadline_s=sample_timeout_s + 5.0,
+                output_cap=(limits.output_bytes * 4 // 3 + 65536) * (len(secret.get("inputs") or [None]) + 1),
+            )
+        finally:
+            if uid is not None and not launcher.namespaces:  # no PID namespace: kill what still runs as the sample's uid
+                subprocess.run(["kill", "-s", "KILL", "--", "-1"], user=uid, group=uid, extra_groups=[], capture_output=True)
+            if cgroup is not None:
+                cgroup.empty()
+            if box is not None:
+                shutil.rmtree(box, ignore_errors=True)
+        return SampleRun(
+            reports=parse_reports(finished.stdout, nonce),
+            timed_out=finished.timed_out,
+            returncode=finished.returncode,
+            seconds=finished.seconds,
+            stderr=finished.stderr.decode("utf-8", errors="replace")[-2000:],
+        )
+
+
+def stdio_output(record: dict) -> bytes:
+    """A stdin/stdout test's output as the program wrote it (capped at ``output_bytes``)."""
+    return base64.b64decode(record.get("stdout") or "")

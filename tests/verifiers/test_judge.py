@@ -1,6 +1,6 @@
-"""The in-sandbox test runner's splitting of check() into tests (asserts) and setup."""
+"""The judge's splitting of check() into tests (asserts) and setup."""
 
-from cipo.verifiers.harness import _check_statements
+from cipo.verifiers.isolated.judge import check_statements as _check_statements
 
 TEST = """
 import math
