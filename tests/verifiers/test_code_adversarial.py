@@ -108,7 +108,9 @@ def test_writing_outside_the_work_dir_fails(verifier, tmp_path):
     code = f"def f(x):\n    for path in {paths!r}:\n        open(path, 'w').write('pwned')\n    return 2"
     result, _ = run(verifier, code)
     # refused, or (inside the sample's mount namespace) not even there to write to
-    assert result.status == S.RUNTIME_ERROR and ("PermissionError" in result.feedback or "FileNotFound" in result.feedback)
+    assert result.status == S.RUNTIME_ERROR and (
+        "PermissionError" in result.feedback or "FileNotFound" in result.feedback
+    )
     assert not any(t.exists() for t in targets)
 
 

@@ -62,7 +62,7 @@ print('wrong answer')"""
         "import sys\nsys.modules['__main__']._run_statement = lambda *args, **kwargs: None",
         "import builtins\nbuiltins.isinstance = lambda *args: False\nbuiltins.AssertionError = KeyError",
         "import sys\nsys.settrace(lambda *a: None)\nsys.setprofile(lambda *a: None)\n"
-        "import json\njson.dumps = lambda *a, **k: '{\"test\": 0, \"status\": \"passed\"}'",
+        'import json\njson.dumps = lambda *a, **k: \'{"test": 0, "status": "passed"}\'',
     ],
     ids=["builtins.exec", "harness-runner", "builtins.isinstance", "json.dumps"],
 )
@@ -157,8 +157,8 @@ def test_another_samples_tests_are_not_readable_while_it_runs(verifier):
 def f(x):
     texts, end = [], time.monotonic() + 2.5
     while time.monotonic() < end:
-        paths = glob.glob('/tmp/*/*') + glob.glob('/tmp/*/test.py') + glob.glob('/tmp/*/.*/*') + glob.glob('/proc/*/fd/*')
-        for path in paths:
+        paths = glob.glob('/tmp/*/*') + glob.glob('/tmp/*/test.py') + glob.glob('/tmp/*/.*/*')
+        for path in paths + glob.glob('/proc/*/fd/*'):
             try:
                 texts.append(open(path, errors='ignore').read(10**5))
             except OSError:

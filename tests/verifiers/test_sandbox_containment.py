@@ -46,9 +46,7 @@ def wait_until_gone(marker: str, seconds: float = 3.0) -> list[int]:
 
 @pytest.fixture(scope="module", params=["auto", "none"])
 def verifier(request):
-    verifier = CodeVerifier(
-        num_workers=2, sample_timeout_s=8, test_timeout_s=6, memory_mb=512, isolation=request.param
-    )
+    verifier = CodeVerifier(num_workers=2, sample_timeout_s=8, test_timeout_s=6, memory_mb=512, isolation=request.param)
     yield verifier
     verifier.close()
 
@@ -84,7 +82,10 @@ def test_a_sample_that_outlives_its_deadline_is_killed_whole(verifier):
     marker = str(random.randrange(10**9, 10**10))
     # the process that runs the program leaves the session too and ignores the per-test alarm
     # (as root it once outlived the deadline kill: dropping to the sandbox uid cleared its death signal)
-    stubborn = "    try:\n        os.setsid()\n    except OSError:\n        pass\n    while True:\n        try:\n            time.sleep(60)\n        except BaseException:\n            pass"
+    stubborn = (
+        "    try:\n        os.setsid()\n    except OSError:\n        pass\n"
+        "    while True:\n        try:\n            time.sleep(60)\n        except BaseException:\n            pass"
+    )
     code = escapee(marker).replace("    time.sleep(0.3)", stubborn)
     started = time.monotonic()
     result = run(verifier, code, ref("assert candidate(1) == 2"))

@@ -210,7 +210,9 @@ class Sandbox:
         log.info("code sandbox: %s", "; ".join(f"{k}: {v}" for k, v in self.protections.items() if v))
         if missing:
             why = f" (namespaces: {self.launcher.why})" if not self.launcher.namespaces else ""
-            log.warning("code sandbox runs without %s%s; see the threat model in cipo/verifiers/sandbox.py", missing, why)
+            log.warning(
+                "code sandbox runs without %s%s; see the threat model in cipo/verifiers/sandbox.py", missing, why
+            )
 
     # --- one sample ------------------------------------------------------------------------
 
@@ -242,7 +244,9 @@ class Sandbox:
                 "file_bytes": limits.output_bytes,
                 "processes": limits.processes,
             },
-            "scratch": {"bytes": limits.scratch_mb * 2**20, "files": limits.scratch_files} if self._private_tmp else None,
+            "scratch": {"bytes": limits.scratch_mb * 2**20, "files": limits.scratch_files}
+            if self._private_tmp
+            else None,
             "hide": True,
             "box": box,
             "cgroups": [str(folder) for folder in cgroup.folders] if cgroup else [],
@@ -259,8 +263,12 @@ class Sandbox:
                 output_cap=(limits.output_bytes * 4 // 3 + 65536) * (len(secret.get("inputs") or [None]) + 1),
             )
         finally:
-            if uid is not None and not launcher.namespaces:  # no PID namespace: kill what still runs as the sample's uid
-                subprocess.run(["kill", "-s", "KILL", "--", "-1"], user=uid, group=uid, extra_groups=[], capture_output=True)
+            if (
+                uid is not None and not launcher.namespaces
+            ):  # no PID namespace: kill what still runs as the sample's uid
+                subprocess.run(
+                    ["kill", "-s", "KILL", "--", "-1"], user=uid, group=uid, extra_groups=[], capture_output=True
+                )
             if cgroup is not None:
                 cgroup.empty()
             if box is not None:

@@ -217,7 +217,7 @@ class Judge:
         index = 0
         for source, code, is_test in statements:
             left = self.budget()
-            error = self.timed(lambda: exec(code, scope), left, channel) if left > 0 else _TestTimeout()
+            error = self.timed(lambda code=code: exec(code, scope), left, channel) if left > 0 else _TestTimeout()
             if is_test:
                 report(test=index, **self.test_record(error, source))
                 index += 1
@@ -232,7 +232,10 @@ class Judge:
             return {"status": "passed"}
         if isinstance(error, AssertionError):
             detail = getattr(error, "program_text", None) or str(error)
-            return {"status": "failed", "error": f"failed: {source[:300]}" + (f"\nAssertionError: {detail}" if detail else "")}
+            return {
+                "status": "failed",
+                "error": f"failed: {source[:300]}" + (f"\nAssertionError: {detail}" if detail else ""),
+            }
         status, text = describe(error)
         return {"status": status, "error": f"{text}\nin test: {source[:300]}"}
 

@@ -39,7 +39,11 @@ def describe(error: BaseException, limit: int = 3) -> dict:
     if isinstance(error, MemoryError):
         return {"type": "MemoryError", "status": "memory_exceeded", "text": "MemoryError: the memory limit was reached"}
     if isinstance(error, SystemExit):
-        return {"type": "SystemExit", "status": "runtime_error", "text": f"SystemExit({error.code!r}) raised by the program"}
+        return {
+            "type": "SystemExit",
+            "status": "runtime_error",
+            "text": f"SystemExit({error.code!r}) raised by the program",
+        }
     try:
         described = traceback.TracebackException.from_exception(error)
         head = "".join(described.format_exception_only()).strip()
