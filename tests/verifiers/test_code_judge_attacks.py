@@ -31,7 +31,8 @@ def run(verifier, code: str, ref: str = REF):
 def attack_got_through(verifier, body: str) -> bool:
     """Run ``body`` (which sets ``got``) inside f; the verdict text says whether it worked."""
     indented = "\n".join("    " + line for line in body.splitlines())
-    code = f"import ctypes, glob, os, signal\ndef f(x):\n    got = False\n{indented}\n    raise ValueError('verdict=' + str(got))"
+    code = f"import ctypes, glob, os, signal\ndef f(x):\n    got = False\n{indented}\n"
+    code += "    raise ValueError('verdict=' + str(got))"
     result = run(verifier, code, LOOKED)
     assert "verdict=" in result.feedback, result  # the attack ran
     return "verdict=True" in result.feedback

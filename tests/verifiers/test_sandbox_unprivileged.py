@@ -24,8 +24,8 @@ programs = {
     "honest": "def f(x):\n    return 2 * x",
     "patched_exec": "import builtins\nbuiltins.exec = lambda *a, **k: None\ndef f(x):\n    return x",
     "equals_all": "class A:\n    def __eq__(self, o):\n        return True\ndef f(x):\n    return A()",
-    "kills_judge": "import os\nfor p in {1, os.getppid()}:\n    try:\n        os.kill(p, 9)\n    except OSError:\n        pass\n"
-    "def f(x):\n    return 2 * x",
+    "kills_judge": "import os\nfor p in {1, os.getppid()}:\n    try:\n        os.kill(p, 9)\n"
+    "    except OSError:\n        pass\ndef f(x):\n    return 2 * x",
     "traces_judge": "import ctypes\nassert ctypes.CDLL(None).ptrace(16, 1, 0, 0) != 0\ndef f(x):\n    return 2 * x",
     "alarms_judge": "import os, signal\ndef f(x):\n    os.kill(1, signal.SIGALRM)\n    return x",
 }
