@@ -52,6 +52,11 @@ def test_bad_references_say_what_is_wrong(data, match):
         ("```python\nx = 1\n```\ntext\n```python\nx = 2\n```", "x = 2\n"),  # the last block
         ("```python\nx = 1\n```\n```python\nx = 2", "x = 1\n"),  # an unclosed last block is not a program
         ("```cpp\nint x;\n```", None),
+        ("```js\nx\n```\ny = 1\n```", "y = 1\n"),  # another language's closing fence opens a bare block
+        ("``` python \t\nx = 1```", "x = 1"),  # spaces around the word; a fence closing mid-line
+        ("``````\nx = 1\n```", "x = 1\n"),
+        ("```python" + " " * 50 + "\n```" * 3, None),
+        ("```python\r\nx = 1\n```", None),  # the same as before: \r is not allowed after the word
         ("```python\n\n```", None),
         ("def f(): pass", None),
     ],

@@ -19,7 +19,8 @@ import json
 import re
 from dataclasses import dataclass
 
-_FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+FENCE = "```"
+PYTHON_INFO = ("", "python", "python3", "py")  # what may follow an opening fence (any case)
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,27 @@ def parse_reference(text: str) -> Reference:
 
 
 def extract_program(completion: str) -> str | None:
-    """The last complete fenced code block (```python, ```py or bare ```); None if there is none."""
-    blocks = _FENCE.findall(completion)
-    return blocks[-1] if blocks and blocks[-1].strip() else None
+    """The last complete fenced code block (```python, ```py or bare ```); None if there is none.
+
+    A scan in time linear in the text: every fence is looked at once and every line end found
+    once (a regular expression with two ``[ \t]*`` around an optional word took quadratic time
+    on a fence followed by a run of spaces, a common degenerate output)."""
+    last, position, line_end = None, 0, -1
+    while (start := completion.find(FENCE, position)) >= 0:
+        if line_end < start + len(FENCE):
+            line_end = completion.find("\n", start + len(FENCE))
+            if line_end < 0:
+                break  # no line after this fence: no block can open here or later
+        info = completion[start + len(FENCE) : line_end].strip(" \t")
+        if info.lower() not in PYTHON_INFO:
+            position = start + len(FENCE)  # not an opening fence (it may close another language's block)
+            continue
+        close = completion.find(FENCE, line_end + 1)
+        if close < 0:
+            break  # an unclosed block (cut off) is not a program
+        last = completion[line_end + 1 : close]
+        position = close + len(FENCE)
+    return last if last is not None and last.strip() else None
 
 
 def with_prompt(program: str, reference: FunctionReference) -> str:

@@ -54,6 +54,46 @@ def test_statuses(verifier, completion, gold, status):
     assert result.reward == (1.0 if status == S.OK else 0.0)
 
 
+@pytest.mark.parametrize(
+    "completion, gold, status",
+    [
+        # units are not dropped: the same number in another unit is wrong; one side without a unit is fine
+        (r"\boxed{10 \text{ m}}", r"10 \text{ cm}", S.WRONG),
+        (r"\boxed{10 m}", "10 cm", S.WRONG),
+        (r"\boxed{10\,\mathrm{kg}}", r"10\text{ g}", S.WRONG),
+        (r"\boxed{10 \text{ cm}}", r"10\text{cm}", S.OK),
+        (r"\boxed{10 centimeters}", "10 cm", S.OK),
+        (r"\boxed{10}", r"10 \text{ cm}", S.OK),
+        (r"\boxed{5 \text{ cm}^2}", r"5\text{ cm}^2", S.OK),
+        (r"\boxed{90^\circ}", "90", S.OK),
+        # a finite decimal is right only when it is the gold exactly
+        (r"\boxed{1.41421356}", r"\sqrt{2}", S.WRONG),
+        (r"\boxed{3.14159265}", r"\pi", S.WRONG),
+        (r"\boxed{0.333333333}", r"\frac{1}{3}", S.WRONG),
+        (r"\boxed{0.25}", r"\frac{1}{4}", S.OK),
+        (r"\boxed{2.50}", "2.5", S.OK),
+        (r"\boxed{\sqrt{2}}", r"\sqrt{2}", S.OK),
+        # notations a careful grader reads
+        (r"\boxed{1e3}", "1000", S.OK),
+        (r"\boxed{2.5E-2}", r"\frac{1}{40}", S.OK),
+        (r"\boxed{0.\overline{3}}", r"\frac{1}{3}", S.OK),
+        (r"\boxed{1.2\overline{34}}", r"\frac{611}{495}", S.OK),
+        (r"\boxed{0.\overline{3}}", "0.3", S.WRONG),
+        ("The answer is ½.", r"\frac{1}{2}", S.OK),
+        (r"\boxed{2¾}", r"\frac{11}{4}", S.OK),
+        (r"\boxed{１２３}", "123", S.OK),
+        (r"\boxed{−５}", "-5", S.OK),
+        (r"\boxed{" + "9" * 5000 + "}", "9" * 5000, S.OK),
+        (r"\boxed{" + "9" * 5000 + "}", "9" * 4999 + "8", S.WRONG),
+        (r"\boxed{" + "1" + "0" * 5000 + "}", "10^{5000}", S.OK),
+    ],
+    ids=lambda value: value[:40] if isinstance(value, str) else str(value),
+)
+def test_careful_grading(verifier, completion, gold, status):
+    [result] = verifier([completion], [gold])
+    assert result.status == status, result.feedback
+
+
 def test_unparseable_gold_is_a_skip_never_a_reward(verifier):
     results = verifier([r"\boxed{5}", "nothing"], ["", ""])
     assert all(r.status.is_skip and r.reward == 0.0 and not r.success for r in results)

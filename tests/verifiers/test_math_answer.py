@@ -30,6 +30,10 @@ def test_last_boxed(text, answer):
     "text, answer",
     [
         ("work\n#### 1,234", "1,234"),
+        ("####   12  \n\n", "12"),
+        ("The answer is:\n\n  42.\n", "42"),  # on the next non-empty line
+        ("The answer is 3.5", "3.5"),
+        ("ANSWER: 7\nanswer is", "7"),
         ("#### 1\nmore\n#### 2\n", "2"),
         ("So the answer is 17.", "17"),
         ("Answer: $\\frac{3}{4}$", "$\\frac{3}{4}$"),

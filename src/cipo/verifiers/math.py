@@ -3,14 +3,18 @@
 Per completion:
   1. (parent) find the answer: last ``\\boxed{}``, then the configured fallbacks
      (``math_answer.py``). None -> ``no_answer`` (after the gold check below).
-  2. (worker) parse the gold answer: plain numbers, LaTeX with or without ``$``, boxed.
+  2. (worker) both answers go through ``math_rules.normalize`` (Unicode fractions and digits,
+     ``1e3``, repeating decimals) and lose a known unit (``math_rules.unit_of``): two
+     different units -> ``wrong``. Two plain integers are compared as digit strings (any length).
+  3. (worker) parse the gold answer: plain numbers, LaTeX with or without ``$``, boxed.
      Nothing sympy could read (or the parse timed out) -> ``unparseable_gold``, a counted
      skip: the rollout drops the group, never a reward and never a penalty.
-  3. (worker) parse the prediction the same way; nothing at all -> ``malformed``.
-  4. (worker) ``math_verify.verify(gold, prediction)``, gold FIRST (it is not symmetric), one
+  4. (worker) parse the prediction the same way; nothing at all -> ``malformed``.
+  5. (worker) ``math_verify.verify(gold, prediction)``, gold FIRST (it is not symmetric), one
      pair of parses at a time so that a math-verify timeout is seen (its ``verify`` turns a
      timeout into ``False``, which would penalise a correct answer that is slow to compare):
-     any pair equal -> ``ok``; else a timed-out pair -> ``timeout``; else ``wrong``.
+     any pair equal -> ``ok`` (unless a finite decimal answer is not exactly the gold:
+     ``math_rules.decimal_mismatch``); else a timed-out pair -> ``timeout``; else ``wrong``.
 
 Two timeouts, because math-verify's own uses ``signal.alarm`` (main thread only, whole
 seconds, and it cannot interrupt a long C call such as a huge integer power):
@@ -27,12 +31,17 @@ from __future__ import annotations
 
 import logging
 import resource
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cipo.types import VerifierResult, VerifyStatus
+from cipo.verifiers import math_rules
 from cipo.verifiers.math_answer import compile_fallbacks, extract_answer, strip_math_delimiters
 from cipo.verifiers.pool import Outcome, WorkerPool
+
+# Integers longer than Python's default 4300 digits are parsed by sympy (within the timeouts).
+MAX_INT_DIGITS = 100_000
 
 
 @dataclass(frozen=True)
@@ -77,16 +86,17 @@ def init_worker(memory_mb: int | None) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     for name in ("math_verify", "latex2sympy2_extended"):
         logging.getLogger(name).setLevel(logging.CRITICAL)  # timeouts are reported as statuses
+    if hasattr(sys, "set_int_max_str_digits"):
+        sys.set_int_max_str_digits(MAX_INT_DIGITS)
     from math_verify import parse
 
     parse("$1$", parsing_timeout=None)
 
 
 def _parse(text: str, timeout_s: int) -> list:
-    """math-verify parses of one answer string; raises math-verify's TimeoutException."""
+    """math-verify parses of one (normalised) answer string; raises math-verify's TimeoutException."""
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
 
-    text = strip_math_delimiters(text)
     if not text:
         return []
     config = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
@@ -100,8 +110,23 @@ def check_job(job: MathJob) -> tuple[str, str]:
     from sympy import Basic, MatrixBase
 
     s = job.settings
+    gold_text, gold_unit = math_rules.unit_of(math_rules.normalize(strip_math_delimiters(job.gold)))
+    answer_text, answer_unit = (None, None)
+    if job.answer is not None:
+        answer_text, answer_unit = math_rules.unit_of(math_rules.normalize(strip_math_delimiters(job.answer)))
+    clash = gold_unit and answer_unit and gold_unit != answer_unit
+    units = f"answer {(job.answer or '')[:80]} is in {answer_unit}, the reference in {gold_unit}"
+    gold_integer = math_rules.plain_integer(gold_text)
+    if gold_integer is not None and answer_text is not None:
+        if clash:
+            return VerifyStatus.WRONG.value, units
+        answer_integer = math_rules.plain_integer(answer_text)
+        if answer_integer is not None:  # exact, any length, no parser needed
+            if answer_integer == gold_integer:
+                return VerifyStatus.OK.value, ""
+            return VerifyStatus.WRONG.value, f"answer {job.answer[:80]} is not equal to the reference"
     try:
-        gold = _parse(job.gold, s.parsing_timeout_s)
+        gold = _parse(gold_text, s.parsing_timeout_s)
     except TimeoutException:
         return VerifyStatus.UNPARSEABLE_GOLD.value, f"parsing the gold answer {job.gold[:80]!r} timed out"
     except MemoryError:
@@ -114,8 +139,10 @@ def check_job(job: MathJob) -> tuple[str, str]:
         return VerifyStatus.UNPARSEABLE_GOLD.value, f"gold answer {job.gold[:80]!r}: {reason}"
     if job.answer is None:
         return VerifyStatus.NO_ANSWER.value, "no \\boxed{} answer (and no fallback matched)"
+    if clash:
+        return VerifyStatus.WRONG.value, units
     try:
-        pred = _parse(job.answer, s.parsing_timeout_s)
+        pred = _parse(answer_text, s.parsing_timeout_s)
     except TimeoutException:
         return VerifyStatus.TIMEOUT.value, f"parsing the answer {job.answer[:80]!r} timed out"
     except MemoryError:
@@ -138,7 +165,11 @@ def check_job(job: MathJob) -> tuple[str, str]:
                 timeout_seconds=s.compare_timeout_s,
                 raise_on_error=True,
             ):
-                return VerifyStatus.OK.value, ""
+                decimal = math_rules.decimal_value(answer_text)
+                why = math_rules.decimal_mismatch(g, decimal, gold_text) if decimal is not None else None
+                if why is None:
+                    return VerifyStatus.OK.value, ""
+                return VerifyStatus.WRONG.value, f"answer {job.answer[:80]}: {why}"
         except TimeoutException:
             # the other parses of the same answer would time out as well: stop here
             return VerifyStatus.TIMEOUT.value, f"comparing {job.answer[:80]!r} with the gold answer timed out"

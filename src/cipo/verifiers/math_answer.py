@@ -18,8 +18,7 @@ import re
 from collections.abc import Callable, Sequence
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\b")
-_GSM8K = re.compile(r"^\s*####\s*(.+?)\s*$", re.MULTILINE)
-_ANSWER_IS = re.compile(r"(?i)\banswer\s*(?:is|:)\s*:?\s*([^\n]+?)\s*\.?\s*$", re.MULTILINE)
+_ANSWER_IS = re.compile(r"(?i)\banswer[ \t]*(?:is|:)[ \t]*:?[ \t]*")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|-?\.\d+")
 _MATH_DELIMITERS = [("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")]
 
@@ -58,14 +57,37 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
+def _lines_from_the_end(text: str):
+    """The lines of ``text``, last first, each found once (no regular expression over the whole
+    text: a ``^\\s*`` at every line start made 128k newlines take quadratic time)."""
+    end = len(text)
+    while end >= 0:
+        start = text.rfind("\n", 0, end) + 1
+        yield text[start:end]
+        end = start - 1
+
+
 def _gsm8k(text: str) -> str | None:
-    found = _GSM8K.findall(text)
-    return found[-1] if found else None
+    for line in _lines_from_the_end(text):
+        stripped = line.strip()
+        if stripped.startswith("####") and stripped[4:].strip():
+            return stripped[4:].strip()
+    return None
 
 
 def _answer_is(text: str) -> str | None:
-    found = _ANSWER_IS.findall(text)
-    return found[-1] if found else None
+    """What follows the first "answer is" / "answer:" of the last line that has one, or the next
+    non-empty line when nothing follows on that line (a trailing full stop dropped)."""
+    below = None  # the nearest non-empty line after the current one
+    for line in _lines_from_the_end(text):
+        found = _ANSWER_IS.search(line)
+        if found:
+            answer = line[found.end() :].strip() or below
+            if answer:
+                return answer[:-1].rstrip() if len(answer) > 1 and answer.endswith(".") else answer
+        if line.strip():
+            below = line.strip()
+    return None
 
 
 def _last_number(text: str) -> str | None:
