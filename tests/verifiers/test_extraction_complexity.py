@@ -14,6 +14,7 @@ import pytest
 
 from cipo.verifiers.code_reference import extract_program
 from cipo.verifiers.math_answer import compile_fallbacks, extract_answer, strip_math_delimiters
+from cipo.verifiers.math_rules import decimal_value, normalize, plain_integer, unit_of
 
 ALL_FALLBACKS = compile_fallbacks(["gsm8k", "answer_is", "last_number"])
 SHAPES = {
@@ -27,11 +28,14 @@ SHAPES = {
     "fence_lines": lambda n: "```python\n" * (n // 10),
     "backticks": lambda n: "`" * n,
     "numbers": lambda n: "1 " * (n // 2),
+    "digits": lambda n: "1" * n + "x",
+    "decimals": lambda n: "0." + "3" * n + "\\bar",
 }
 EXTRACTORS = {
     "answer": lambda text: extract_answer(text, ALL_FALLBACKS),
     "program": extract_program,
     "delimiters": strip_math_delimiters,
+    "math_rules": lambda text: (normalize(text), unit_of(text), plain_integer(text), decimal_value(text)),
 }
 
 

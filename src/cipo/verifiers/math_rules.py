@@ -25,11 +25,12 @@ from fractions import Fraction
 
 MAX_UNIT_TEXT = 200  # longer answers are not searched for a unit (keeps every regex here cheap)
 
-_VULGAR = re.compile(r"(\d*)\s*([\u00bc-\u00be\u2150-\u215e])")
+# every digit run is entered at its start only ((?<!\d)): linear time on long runs of digits
+_VULGAR = re.compile(r"(?<!\d)(\d*) ?([\u00bc-\u00be\u2150-\u215e])")
 _SUPERSCRIPTS = str.maketrans({"\u00b2": "^{2}", "\u00b3": "^{3}", "\u00b9": "^{1}", "\u00b0": "^{\\circ}"})
 _SYMBOLS = str.maketrans({"\u2212": "-", "\u00d7": "\\times ", "\u00f7": "\\div ", "\u00b7": "\\cdot "})
 _SCIENTIFIC = re.compile(r"(?<![\w.\\])(\d+(?:\.\d+)?)[eE]([+-]?\d+)(?![\w.])")
-_REPEATING = re.compile(r"(\d*)\.(\d*)\\(?:overline|bar)\s*\{\s*(\d+)\s*\}")
+_REPEATING = re.compile(r"(?<!\d)(\d*)\.(\d*)\\(?:overline|bar)\s*\{\s*(\d+)\s*\}")
 _INTEGER = re.compile(r"[+-]?(?:\d+|\d{1,3}(?:,\d{3})+)")
 _DECIMAL = re.compile(r"[+-]?\d*\.\d+")
 _TEXT_UNIT = re.compile(
