@@ -29,6 +29,7 @@ from cipo.code_reference import function_reference
 from cipo.verifiers.code import CodeVerifier
 from cipo.verifiers.math import MathVerifier
 
+
 def cpu_seconds() -> float:
     """CPU time of this process and of all its reaped descendants (user + system)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -118,7 +119,8 @@ def bench_code(args) -> None:
         rates[workers] = len(results) / seconds
         passed = sum(r.success for r in results)
         per_cpu = f"CPU {cpu:.2f} s ({len(results) / cpu:.1f} samples/CPU-s)"
-        print(f"  workers={workers}: {seconds:.2f} s, {rates[workers]:.1f} samples/s, {per_cpu}, {passed}/{len(results)} pass")
+        rate = f"{rates[workers]:.1f} samples/s"
+        print(f"  workers={workers}: {seconds:.2f} s, {rate}, {per_cpu}, {passed}/{len(results)} pass")
         for problem, result in zip(problems, results):
             if not result.success:
                 print(f"    FAIL {problem['task_id']}: {result.status.value}: {result.feedback[:300]!r}")
