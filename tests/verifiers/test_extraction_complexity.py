@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from cipo.verifiers.code_reference import extract_program
+from cipo.code_reference import extract_program
 from cipo.verifiers.math_answer import compile_fallbacks, extract_answer, strip_math_delimiters
 from cipo.verifiers.math_rules import decimal_value, normalize, plain_integer, unit_of
 

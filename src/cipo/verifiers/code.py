@@ -1,6 +1,6 @@
 """Code verifier: run the completion's program against the reference's tests in a sandbox.
 
-Per completion (reference format: ``code_reference.py``; sandbox and threat model:
+Per completion (reference format: ``cipo/code_reference.py``; sandbox and threat model:
 ``sandbox.py``; the test runner inside it: ``isolated/judge.py``):
   1. the program is the completion's last fenced code block; none -> ``no_code``. Function
      style: the prompt is put in front when the block does not define the entry point.
