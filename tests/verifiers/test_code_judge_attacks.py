@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
+from cipo.code_reference import function_reference
 from cipo.types import VerifyStatus
 from cipo.verifiers.code import CodeVerifier
-from cipo.code_reference import function_reference
 
 S = VerifyStatus
 REF = function_reference("def f(x):\n", "def check(candidate):\n    assert candidate(1) == 2\n", "f")

@@ -3,11 +3,11 @@ do with the program's stand-ins (classes, generators, in-place changes, exceptio
 
 import pytest
 
+from cipo.code_reference import function_reference
 from cipo.data.leetcode import PRELUDE
 from cipo.data.references import code_tests
 from cipo.types import VerifyStatus as S
 from cipo.verifiers.code import CodeVerifier
-from cipo.code_reference import function_reference
 from cipo.verifiers.isolated.judge import check_statements as _check_statements
 
 TEST = """
