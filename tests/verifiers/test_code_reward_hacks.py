@@ -127,7 +127,7 @@ def f(x):
     while frame is not None:
         texts.append(repr(frame.f_globals) + repr(frame.f_locals))
         frame = frame.f_back
-    for path in glob.glob('../*') + glob.glob('/tmp/**', recursive=True) + glob.glob('/proc/*/cmdline'):
+    for path in glob.glob('../*') + glob.glob('/tmp/*/*') + glob.glob('/tmp/*/.*/*') + glob.glob('/proc/*/cmdline'):
         try:
             texts.append(open(path, errors='ignore').read(10**6))
         except OSError:
