@@ -29,6 +29,7 @@ from cipo.cli.errors import RunInterrupted, reported_errors
 from cipo.cli.help import TRAIN
 from cipo.cli.run_summary import RunEnd, run_end_text
 from cipo.data.context_fit import check_task_fits_model
+from cipo.data.datamodule import require_heldout
 from cipo.loggers import flatten_config, log_config, log_outcome
 from cipo.models.policy import build_policy, export_policy
 from cipo.module import CIPOModule
@@ -51,6 +52,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     datamodule = instantiate(cfg.data, updates_per_step=algorithm.updates_per_step, _convert_="all")
     datamodule.read_sources()  # a bad data file fails here, before the (slow) policy load
+    require_heldout(datamodule, settings.validation.every)
     policy, tokenizer = build_policy(OmegaConf.to_container(cfg.model, resolve=True, throw_on_missing=True))
     datamodule.attach_tokenizer(tokenizer)  # prompts are rendered with the policy's chat template
     datamodule.setup("fit")

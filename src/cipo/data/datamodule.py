@@ -41,13 +41,43 @@ class UpdateIndices(Dataset):
         return index
 
 
+def _lone_surrogate(text: str) -> int | None:
+    """Where ``text`` holds half of a UTF-16 pair (a JSON escape like ``\\ud800`` alone), or None."""
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError as err:
+        return err.start
+
+
 def check_records(records: list[Record], source: str) -> list[Record]:
+    """Every record has a prompt and a string reference, and no text a tokenizer cannot encode."""
     for index, record in enumerate(records):
         if not isinstance(record.prompt, str) or not record.prompt.strip():
             raise ValueError(f"{source}: record {index} (id {record.id!r}) has an empty prompt")
         if not isinstance(record.reference, str):
             raise ValueError(f"{source}: record {index} (id {record.id!r}) has a non-string reference")
+        texts = {"prompt": record.prompt, "reference": record.reference}
+        texts.update({f"meta[{key!r}]": value for key, value in record.meta.items() if isinstance(value, str)})
+        for name, text in texts.items():
+            at = _lone_surrogate(text)
+            if at is not None:
+                raise ValueError(
+                    f"{source}: record {index} (id {record.id!r}) has a lone surrogate {text[at]!r} in its {name} "
+                    f"at character {at}: half of a UTF-16 pair (a JSON escape such as \\ud800 without its partner); "
+                    "fix the data file"
+                )
     return records
+
+
+def require_heldout(datamodule: PromptDataModule, validation_every: int) -> None:
+    """An empty held-out split is an error when validation is on: the run would train without
+    ever validating (no ``val/*``), which is never what ``validation.every > 0`` asked for."""
+    if validation_every and not datamodule.read_sources()[1]:
+        raise ValueError(
+            f"data.heldout produced no records, but validation.every={validation_every}: check data.heldout "
+            "(its file, split, `where` filter, hash_split/heldout_percent or num_records) or set validation.every=0"
+        )
 
 
 def _read(key: str, source: RecordSource) -> list[Record]:
@@ -100,13 +130,14 @@ class PromptDataModule(L.LightningDataModule):
         """The policy's tokenizer, for chat-template prompts (call before ``setup``)."""
         self.tokenizer = tokenizer
 
-    def read_sources(self) -> None:
+    def read_sources(self) -> tuple[list[Record], list[Record]]:
         """Load and check both splits once (no tokenizer needed), so a bad data file fails before the policy loads."""
         if self._sources is None:
             train = _read("data.train", self.train_source)
             if not train:
                 raise ValueError("data.train produced no records")
             self._sources = (train, _read("data.heldout", self.heldout_source))
+        return self._sources
 
     def setup(self, stage: str | None = None) -> None:
         if not self.train_records:

@@ -5,7 +5,9 @@ Every row carries a location for error messages, 1-based as an editor shows it:
 ``train.parquet row 7``, ``openai/gsm8k[test] row 5``, ``humaneval row 2``.
 
 A JSONL line that is not a JSON object is a *row* problem (``Row.error`` is set, and
-``on_error: skip`` can drop it); a file that is missing or a JSON document that does not
+``on_error: skip`` can drop it): also a line that is not UTF-8, nests deeper than the JSON
+reader goes, or holds an integer of more digits than Python reads from text (4300). A file
+that is missing, a broken gzip file (with the line reached) or a JSON document that does not
 parse is a ``DataError``.
 """
 
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,29 +69,73 @@ def _file_rows(path: Path, split: str | None) -> Iterator[Row]:
         yield from _parquet_rows(path)
 
 
+class _HugeInteger(ValueError):
+    def __init__(self, digits: int) -> None:
+        super().__init__(
+            f"has an integer of {digits} digits (Python reads at most {sys.get_int_max_str_digits()} digits "
+            "of a number from text); store it as a JSON string"
+        )
+
+
+def _integer(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > sys.get_int_max_str_digits() > 0:
+        raise _HugeInteger(digits)
+    return int(text)
+
+
+def _parse(text: str):
+    """``json.loads`` whose every failure is a ValueError with a message for a person."""
+    try:
+        return json.loads(text, parse_int=_integer)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"is not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
+    except RecursionError:
+        raise ValueError("is nested too deeply for the JSON reader") from None
+
+
 def _jsonl_rows(path: Path) -> Iterator[Row]:
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            location = f"{path} line {number}"
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as err:
-                yield Row(location, error=f"is not valid JSON ({err.msg} at column {err.colno})")
-                continue
-            if isinstance(value, dict):
-                yield Row(location, value)
-            else:
-                yield Row(location, error=f"is a JSON {type(value).__name__}, expected an object {{...}}")
+    number = 0
+    try:
+        with (gzip.open if path.name.endswith(".gz") else open)(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                if not raw.strip():
+                    continue
+                location = f"{path} line {number}"
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    byte = f"byte 0x{raw[err.start]:02x} at column {err.start + 1}"
+                    yield Row(location, error=f"is not UTF-8 ({byte}); save the file as UTF-8")
+                    continue
+                try:
+                    value = _parse(line)
+                except ValueError as err:
+                    yield Row(location, error=str(err).replace(" at line 1 column", " at column"))
+                    continue
+                if isinstance(value, dict):
+                    yield Row(location, value)
+                else:
+                    yield Row(location, error=f"is a JSON {type(value).__name__}, expected an object {{...}}")
+    except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
+        kind = "not a readable gzip file" if path.name.endswith(".gz") else "could not be read"
+        raise DataError(f"{path}: {kind} ({err}) after line {number}; download or copy it again") from None
 
 
 def _json_rows(path: Path, split: str | None) -> Iterator[Row]:
+    data = path.read_bytes()
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from err
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - data.rfind(b"\n", 0, err.start)
+        raise DataError(
+            f"{path}: not UTF-8 (byte 0x{data[err.start]:02x} at line {line} column {column}); save the file as UTF-8"
+        ) from None
+    try:
+        document = _parse(text)
+    except ValueError as err:
+        raise DataError(f"{path}: {str(err).removeprefix('is ').removeprefix('has ')}") from None
     if isinstance(document, dict):
         if split is None or split not in document:
             raise DataError(
