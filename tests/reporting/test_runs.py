@@ -38,3 +38,21 @@ def test_keep_incomplete_and_group_by_config_keys(multirun):
     assert kept.seed == 3 and "incomplete" in kept.notes[0]
     groups, _ = load_runs([multirun], group_by=["algorithm.name"])
     assert sorted(groups) == ["algorithm.name=cipo", "algorithm.name=grpo"]
+
+
+def test_a_resumed_run_is_grouped_by_its_launch_and_judged_by_its_last_config(tmp_path):
+    from omegaconf import OmegaConf
+
+    root = make_multirun(tmp_path / "multirun")
+    run = root / "0_experiment=a,seed=1"
+    resume = run / ".hydra" / "resumes" / "2026-01-01_00-00-00_1"
+    resume.mkdir(parents=True)
+    config = OmegaConf.load(run / ".hydra" / "config.yaml")
+    config.trainer.max_epochs = 10  # the resume asked for more steps than were logged
+    OmegaConf.save(config, resume / "config.yaml")
+    OmegaConf.save(OmegaConf.create(["trainer.max_epochs=10", "ckpt_path=auto"]), resume / "overrides.yaml")
+    assert all(".hydra" not in p.parts for p in find_run_dirs([root]))  # a resume's record is not a run
+    groups, skipped = load_runs([root])
+    assert any(path == run and "incomplete" in reason and "max_epochs=10" in reason for path, reason in skipped)
+    groups, _ = load_runs([root], keep_incomplete=True)
+    assert run in [r.path for r in groups["experiment=a"]]  # still grouped by how it was launched

@@ -7,6 +7,8 @@ during the copy leaves a truncated ``last.ckpt`` behind and the run cannot resum
 bytes go to a temporary file *next to* the target, are fsync'ed, and replace the target with
 one ``os.replace`` (atomic on POSIX and Windows); the folder is fsync'ed after the rename so
 the new name survives a power loss too. Remote (fsspec URL) paths keep Lightning's behaviour.
+A write killed half-way leaves ``.<name>.tmp-<pid>``; the next run in the folder removes it
+(``run_lock.claim_run_folder``).
 """
 
 from __future__ import annotations
@@ -18,24 +20,41 @@ from typing import Any
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from cipo.checkpointing.disk_errors import RunWriteError, explain_write_error
+
 
 def _is_local(path: str) -> bool:
     return "://" not in path or path.startswith("file://")
 
 
+def _is_write_failure(error: BaseException) -> bool:
+    # torch's zip writer turns ENOSPC into "RuntimeError: [enforce fail at inline_container.cc...]"
+    torch_writer = isinstance(error, RuntimeError) and any(
+        k in str(error) for k in ("inline_container", "StreamWriter")
+    )
+    return isinstance(error, OSError) or torch_writer
+
+
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save(obj, path)`` through a same-folder temporary file + fsync + ``os.replace``."""
+    """``torch.save(obj, path)`` through a same-folder temporary file + fsync + ``os.replace``.
+    A failed write raises ``RunWriteError`` whose one line says why (full disk, read-only, ...)."""
     target = Path(str(path).removeprefix("file://"))
-    target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         with open(temporary, "wb") as handle:
             torch.save(obj, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)  # also replaces a symlink at `target` by the file itself
-    except BaseException:
-        temporary.unlink(missing_ok=True)
+    except BaseException as error:
+        message = explain_write_error(error, target, "write the checkpoint") if _is_write_failure(error) else None
+        try:
+            temporary.unlink(missing_ok=True)  # after the diagnosis: this file may be what filled the disk
+        except OSError:
+            pass  # e.g. a read-only file system, where it was never made
+        if message is not None:
+            raise RunWriteError(message) from None
         raise
     _fsync_folder(target.parent)
 

@@ -2,14 +2,20 @@
 
 Every ``cipo-train`` launch makes a new timestamped run folder, so "resume the run that was
 killed" has to name that folder. ``resume=<run folder>`` turns the command line into one that
-re-opens the run's own saved config (``<run>/.hydra/config.yaml``), writes into the same
-folder (``hydra.run.dir``) and loads the newest checkpoint there (``ckpt_path=auto``), so the
-checkpoints, the TensorBoard curves and the exported policy continue in one place. Overrides
-given next to it (``trainer.max_epochs=200``) apply on top of the saved config.
+re-opens the run's own saved config (``<run>/.hydra/config.yaml``, or the newest resume's),
+writes into the same folder (``hydra.run.dir``) and loads the newest checkpoint there
+(``ckpt_path=auto``), so the checkpoints, the TensorBoard curves and the exported policy
+continue in one place. Overrides given next to it (``trainer.max_epochs=200``) apply on top of
+the saved config. Hydra's record of the resume (its config, overrides, hydra.yaml) goes to
+``<run>/.hydra/resumes/<time>_<pid>/``: the run's own ``.hydra/overrides.yaml`` stays the one
+it was launched with, which is what ``compare_runs`` groups runs by.
 
 ``ckpt_path`` values: ``null`` (start fresh), ``auto`` (the newest checkpoint of this run
 folder if there is one, else start fresh: what a requeued cluster job wants), ``last`` (the
-newest checkpoint of this run folder, which must exist) or a checkpoint file.
+newest checkpoint of this run folder, which must exist) or a checkpoint file. "Newest" is
+``last.ckpt``, else the newest ``*.ckpt``, skipping (with a warning naming both files) any that
+is truncated or not a checkpoint (``checkpoint_problem``); an unreadable file named explicitly
+is an error.
 
 A resume, in the order ``cipo-train`` runs it (all of it in this package):
   1. ``resume_arguments``: ``resume=<run>`` -> the saved config, the same folder, ``ckpt_path=auto``;
@@ -23,6 +29,9 @@ A resume, in the order ``cipo-train`` runs it (all of it in this package):
 from __future__ import annotations
 
 import logging
+import os
+import time
+import zipfile
 from pathlib import Path
 
 from cipo.checkpointing.event_files import cut_event_files, wait_until_after_newest
@@ -33,16 +42,46 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FOLDER = "checkpoints"
 LAST_NAME = "last.ckpt"
 RESUME_KEY = "resume="
+RESUMES = "resumes"  # <run>/.hydra/resumes/<time>_<pid>/: Hydra's record of each resume (reporting/runs.py reads it)
+
+
+def checkpoint_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be a checkpoint to resume from, or None. Cheap: reads the zip
+    directory that ``torch.save`` writes last (a truncated file has none), not the tensors."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            return "is empty"
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile:
+        return "is truncated (or not a torch checkpoint): its zip directory is missing"
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})"
+    if not any(name.endswith("data.pkl") for name in names):
+        return "is a zip archive without a torch checkpoint in it"
+    return None
 
 
 def latest_checkpoint(folder: str | Path) -> Path | None:
-    """``last.ckpt`` of ``folder`` if it is a readable file, else the newest ``*.ckpt`` there."""
+    """``last.ckpt`` of ``folder`` if it is readable, else the newest readable ``*.ckpt`` (warning
+    which file was passed over and why); None if there is none; an error if none is readable."""
     folder = Path(folder)
-    last = folder / LAST_NAME
-    if last.is_file():  # False for a dangling link
-        return last
-    snapshots = [path for path in folder.glob("*.ckpt") if path.is_file()]
-    return max(snapshots, key=lambda path: path.stat().st_mtime, default=None)
+    snapshots = [path for path in folder.glob("*.ckpt") if path.is_file() and path.name != LAST_NAME]
+    candidates = [folder / LAST_NAME] if (folder / LAST_NAME).is_file() else []  # is_file: False if dangling
+    candidates += sorted(snapshots, key=lambda path: path.stat().st_mtime, reverse=True)
+    passed_over = []
+    for candidate in candidates:
+        problem = checkpoint_problem(candidate)
+        if problem is None:
+            if passed_over:
+                log.warning("%s %s; resuming from %s instead", passed_over[0][0], passed_over[0][1], candidate)
+            return candidate
+        passed_over.append((candidate, problem))
+    if passed_over:
+        listed = "; ".join(f"{path.name} {problem}" for path, problem in passed_over)
+        raise FileNotFoundError(f"no readable checkpoint in {folder}: {listed}. Pass ckpt_path=<file> or start fresh")
+    return None
 
 
 def resolve_ckpt_path(value: str | None, output_dir: str | Path) -> str | None:
@@ -64,6 +103,11 @@ def resolve_ckpt_path(value: str | None, output_dir: str | Path) -> str | None:
         raise FileNotFoundError(
             f"ckpt_path={value!r}: no such checkpoint file. Use a .ckpt file, `last` or `auto` (this run's "
             "newest checkpoint), or `cipo-train resume=<run folder>` to continue an earlier run in its own folder"
+        )
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        raise ValueError(
+            f"ckpt_path={value!r} {problem}; pick another checkpoint (ckpt_path=auto takes the newest readable one)"
         )
     return str(path)
 
@@ -91,21 +135,29 @@ def resume_arguments(argv: list[str], config_dir: str | None = None) -> list[str
             "resume each job of a multirun separately (resume=<multirun folder>/<job number>_...)"
         )
     run = Path(found[0][len(RESUME_KEY) :]).expanduser().resolve()
-    saved = run / ".hydra" / "config.yaml"
+    saved = newest_config(run)
     if not saved.is_file():
         raise FileNotFoundError(
             f"resume={found[0][len(RESUME_KEY) :]}: {saved} does not exist; point resume= at a run folder "
             "made by cipo-train (logs/<task_name>/runs/<timestamp>, which holds .hydra/ and checkpoints/)"
         )
     rest = [arg for arg in argv if not arg.startswith(RESUME_KEY)]
+    record = f".hydra/{RESUMES}/{time.strftime('%Y-%m-%d_%H-%M-%S')}_{os.getpid()}"  # not over the launch's own
     # Flags first: argparse stops collecting the positional overrides at the first flag after them.
     arguments = [f"--config-path={saved.parent}", "--config-name=config", *rest, f'hydra.run.dir="{run}"']
     if config_dir is not None:
         arguments[2:2] = [f"--config-dir={config_dir}"]
         arguments.append("+hydra=default")
+    arguments.append(f"hydra.output_subdir={record}")
     if not any(arg.startswith("ckpt_path=") for arg in rest):
         arguments.append("ckpt_path=auto")
     return arguments
+
+
+def newest_config(run: str | Path) -> Path:
+    """The config a resume of ``run`` re-opens: the newest resume's, else the launch's."""
+    resumes = sorted((Path(run) / ".hydra" / RESUMES).glob("*/config.yaml"))
+    return resumes[-1] if resumes else Path(run) / ".hydra" / "config.yaml"
 
 
 def continue_logs(loggers, ckpt_path: str | None, fresh_start: bool) -> None:

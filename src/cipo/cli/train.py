@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from cipo.callbacks.graceful_stop import GracefulStop
 from cipo.callbacks.rollout import RolloutCallback
 from cipo.checkpointing.resume import continue_logs, resolve_ckpt_path, resume_arguments
+from cipo.checkpointing.run_lock import claim_run_folder
 from cipo.checkpointing.run_state import RunState
 from cipo.cli.command import run_command
 from cipo.cli.config_dir import CONFIG_DIR
@@ -40,7 +41,13 @@ log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Build everything from ``cfg``, run ``trainer.fit`` and export the policy."""
+    """Build everything from ``cfg``, run ``trainer.fit`` and export the policy, holding the run
+    folder (``checkpointing.run_lock``: a second writer fails fast)."""
+    with claim_run_folder(cfg.paths.output_dir):
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> dict[str, float]:
     started = time.monotonic()
     settings = read_train_settings(OmegaConf.to_container(cfg, resolve=True))
     algorithm, sampling = settings.algorithm, settings.sampling

@@ -16,6 +16,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+# cipo.checkpointing.resume records each resume in <run>/.hydra/resumes/<time>_<pid>/ (config,
+# overrides): the run's own .hydra/overrides.yaml stays the launch's (the group), while the newest
+# resume's config.yaml holds what the run finally ran with (e.g. a raised trainer.max_epochs).
+RESUMES = "resumes"
 # Overrides that do not change what a run measures (pooled within a group).
 IGNORED_KEYS = ("seed", "num_threads", "ckpt_path", "paths.", "hydra.", "trainer.devices", "trainer.accelerator")
 Scalars = dict[str, dict[int, float]]
@@ -69,7 +73,8 @@ def _relevant(override: str) -> bool:
 
 def load_run(path: Path, keep_incomplete: bool = False) -> tuple[Run | None, str | None]:
     """(run, None) or (None, why it was skipped)."""
-    config = OmegaConf.load(path / ".hydra" / "config.yaml")
+    resumes = sorted((path / ".hydra" / RESUMES).glob("*/config.yaml"))
+    config = OmegaConf.load(resumes[-1] if resumes else path / ".hydra" / "config.yaml")
     if "algorithm" not in config or "trainer" not in config:
         return None, "not a training run (no algorithm/trainer in .hydra/config.yaml)"
     overrides_file = path / ".hydra" / "overrides.yaml"
