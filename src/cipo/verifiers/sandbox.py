@@ -1,47 +1,54 @@
 """Run one code sample (an untrusted program and the reference's tests) in a sandbox of its own;
 the trainer never blocks past the deadline and never holds more than the output cap in memory.
 
-One sample = one ``python -I isolated/boot.py`` (the *judge*, trusted) started as root, as init
-of fresh PID, mount, IPC and network namespaces where ``unshare`` works. The judge runs the
-program in a process of its own as the sample's uid and judges every test itself: function
-style, the reference's tests run in the judge and call the program over a socket, getting back
-plain values only (``isolated/remote.py``); stdin/stdout style, a fresh interpreter per test and
-the output compared here. Details: ``isolated/judge.py``, ``isolated/confine.py``, ``cgroups.py``.
+One launcher per trainer process (``sandbox_process.py``, ``isolated/launcher.py``) forks, for
+each sample, the *judge* (trusted, root at start): init of fresh PID, mount, IPC and network
+namespaces (entered with unshare(2); with a user namespace when the trainer is not root). The
+judge runs the program in a process of its own as the sample's uid and judges every test
+itself: function style, the reference's tests run in the judge and call the program over a
+socket, getting back plain values only (``isolated/remote.py``); stdin/stdout style, a fresh
+interpreter per test and its output compared here. Details: ``isolated/judge.py``,
+``isolated/confine.py``, ``cgroups.py``.
 
-What this machine allows (probed at the first sample and logged; measured when this was
-written, on the project's machines, which CI shares): the trainer runs as root; cgroup v1
-memory and pids hierarchies are writable (v2 is mounted at /sys/fs/cgroup/unified without
-controllers); ``unshare --net --pid --fork --mount-proc --ipc`` works (user namespaces too);
-/tmp, /var/tmp, /run/lock and /dev/shm are the world-writable folders; no Yama ptrace limits.
+What the project's machines allow (CI runs on the same kind; each protection is probed at the
+first sample and logged): the trainer runs as root; cgroup v1 memory and pids hierarchies are
+writable (v2 is mounted at /sys/fs/cgroup/unified without controllers: the v2 path is written
+but not run here); unshare of mount, PID, IPC, network and user namespaces works; /tmp,
+/var/tmp, /run/lock and /dev/shm are the world-writable folders; no Yama ptrace restrictions.
 
-Contained here, each with a test (tests/verifiers/test_code_{adversarial,reward_hacks}.py,
-test_sandbox_containment.py), with namespaces and, marked (f), also in the fallback without:
-  * reward without a solution (f): the program cannot reach the judge (other uid, or
+Contained, each with a test (tests/verifiers/test_code_{adversarial,reward_hacks,judge_attacks}.py,
+test_sandbox_{containment,unprivileged}.py), with namespaces and, marked (f), also in the
+fallback without them (``isolation=none``, or a kernel that refuses):
+  * reward without a solution (f): the program cannot reach the judge (another uid, or the
     untraceable init of its PID namespace), so patching builtins or the runner, forging result
-    lines (the trainer reads only lines carrying a per-sample nonce, which only the judge
-    knows, in both modes), exiting early, threads and exit hooks, and returned objects whose
-    ``__eq__`` or ``__bool__`` lie (decoded as plain built-ins, or refused) give no pass;
-  * reading the tests (f): they are read by the judge after the program's process was forked,
-    never written where the program can read, and stdio's expected outputs never enter the sandbox;
+    lines (the trainer reads only lines carrying a per-sample nonce that only the judge knows,
+    in both modes), exiting early, threads and exit hooks, malformed replies, and returned
+    objects whose ``__eq__`` or ``__bool__`` lie (decoded as plain built-ins, or refused) give
+    no pass; the reference's own helpers (from its prompt) are used, not the program's copies;
+  * reading the tests (f): the judge reads them only after the program's process was forked,
+    never writes them where the program can read, and stdio's expected outputs never enter
+    the sandbox;
   * other samples (f): every sample has its own uid (``sandbox_uid`` + 1 + the trainer thread's
     id), so it can signal, trace or read ``/proc/<pid>/fd`` of nothing but its own processes;
   * leftovers: the judge is PID 1, so every process of the sample dies with it, setsid and
-    double forks included; it also dies with the trainer (it watches a pidfd of the trainer).
-    (f): a ``kill(-1)`` sent as the sample's uid after the judge ends;
-  * memory: one cgroup per sample caps all its processes together (plus RLIMIT_AS each);
-    (f) without cgroups: per process only, so up to RLIMIT_AS x RLIMIT_NPROC;
+    double forks included; it exits when the trainer dies (it watches a pidfd of the trainer).
+    (f): a ``kill(-1)`` sent as the sample's uid once the judge has ended;
+  * memory and processes: one cgroup per trainer thread caps a sample's processes together
+    (memory including its tmpfs files, pids) on top of RLIMIT_AS and RLIMIT_NPROC each.
+    Without cgroups: per process only, so up to RLIMIT_AS x RLIMIT_NPROC;
   * scratch space: /tmp and /dev/shm are a private tmpfs (``scratch_mb``, ``scratch_files``)
-    freed with the sample; SysV IPC is private; no network; the folders Python does not need
-    (/work, /root, /home, /var, /run, /mnt, /opt, ...) are hidden, so data sets and run folders
-    cannot be read. (f): none of this; a shared /tmp with each file capped by RLIMIT_FSIZE;
-  * time: per-test alarms, the sample deadline, RLIMIT_CPU, and a last kill of the judge here.
+    freed with the sample; SysV IPC is private; no network; the top-level folders Python does
+    not need (/work, /root, /home, /var, /run, /mnt, /opt, ...) are hidden, so data sets, run
+    folders and the trainer's files cannot be read. (f): none of this; a shared /tmp with each
+    file capped by RLIMIT_FSIZE, and the file system readable as the sample's uid sees it;
+  * time: per-test alarms, the sample deadline, RLIMIT_CPU, and a last kill here.
 
 Not contained: the kernel is shared and there is no syscall filter (a kernel bug is an escape);
-files readable by any uid outside the hidden folders (/usr, /etc) stay readable; CPU is not
-capped beyond time limits; without root there is no uid switch (the program can kill the judge,
-giving no pass, but not trace it) and no cgroup; a sample using the same uid as one in another
-PID namespace (containers) is not told apart by the fallback's kill. Run code from the open
-internet in a VM or gVisor container.
+files any uid may read outside the hidden folders (/usr, /etc, /sys) stay readable; CPU is not
+capped beyond the time limits; without root there is no uid switch and no cgroup (the program
+can send the judge the one signal it handles, SIGALRM, which fails the test, but cannot trace
+it); the fallback's final kill cannot tell a sample from a process with the same uid in another
+PID namespace (containers sharing uids). Run code from the open internet in a VM or gVisor.
 """
 
 from __future__ import annotations
