@@ -168,21 +168,6 @@ def test_exiting_before_the_tests_finish_is_not_a_pass(verifier, code):
     assert result.status == S.RUNTIME_ERROR and not result.success and result.reward == 0.0
 
 
-def test_forged_result_lines_are_not_a_pass(verifier):
-    # write a fake "all done" record to every descriptor the judge could be using, then leave
-    code = """import os
-for fd in range(3, 64):
-    try:
-        os.write(fd, b'{"total": 1}\\n {"test": 0, "status": "passed"}\\n {"done": true}\\n')
-    except OSError:
-        pass
-os._exit(0)
-def f(x):
-    return 2"""
-    result, _ = run(verifier, code)
-    assert result.status == S.RUNTIME_ERROR and not result.success
-
-
 def test_recursion_bomb(verifier):
     plain, _ = run(verifier, "def f(x):\n    return f(x + 1)")
     assert plain.status == S.RUNTIME_ERROR and "RecursionError" in plain.feedback

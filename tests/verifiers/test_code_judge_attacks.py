@@ -3,29 +3,18 @@ its memory or descriptors, signalling it, feeding it malformed replies, undoing 
 None may change a verdict; where an attempt is only observable, the program reports what it
 managed (``verdict=True`` means the attack got through)."""
 
+# ruff: noqa: F811 (`verifier` is the fixture imported from both_paths, taken as an argument)
 from __future__ import annotations
 
 import pytest
+from both_paths import run, verifier  # noqa: F401 (a fixture: every attack on both paths)
 
 from cipo.code_reference import function_reference
 from cipo.types import VerifyStatus
-from cipo.verifiers.code import CodeVerifier
 
 S = VerifyStatus
 REF = function_reference("def f(x):\n", "def check(candidate):\n    assert candidate(1) == 2\n", "f")
 LOOKED = function_reference("def f(x):\n", "def check(candidate):\n    candidate(0)\n    assert False, 'looked'\n", "f")
-
-
-@pytest.fixture(scope="module", params=["auto", "none"])
-def verifier(request):
-    verifier = CodeVerifier(num_workers=1, sample_timeout_s=8, test_timeout_s=3, isolation=request.param)
-    yield verifier
-    verifier.close()
-
-
-def run(verifier, code: str, ref: str = REF):
-    [result] = verifier([f"```python\n{code}\n```"], [ref])
-    return result
 
 
 def attack_got_through(verifier, body: str) -> bool:
@@ -77,7 +66,7 @@ def f(x):
             except OSError:
                 pass
     return 2 * x"""
-    assert run(verifier, code).status == S.PASSED  # the judge was untouched and judged the right answer
+    assert run(verifier, code, REF).status == S.PASSED  # the judge was untouched and judged the right answer
 
 
 def test_becoming_the_judge_or_root(verifier):
@@ -116,5 +105,5 @@ got = got or libc.unshare(0x00020000 | 0x10000000) == 0 and libc.umount2(b'/work
 )
 def test_malformed_replies_from_the_programs_process(verifier, frames):
     code = f"import os, threading, time\n{frames}\ndef f(x):\n    time.sleep(0.2)\n    return x"
-    result = run(verifier, code)
+    result = run(verifier, code, REF)
     assert not result.success and result.status != S.PASSED, result

