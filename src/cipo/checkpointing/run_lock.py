@@ -76,41 +76,60 @@ def _alive_here(holder: dict) -> bool | None:
         return True
 
 
-@contextmanager
-def run_folder_lock(folder: str | Path) -> Iterator[None]:
-    """Hold ``<folder>/.lock`` for the duration; ``RunFolderBusy`` if someone else holds it."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle = open(folder / LOCK_NAME, "a+")
-    except OSError as error:
-        raise OSError(
-            error.errno, explain_write_error(error, folder / LOCK_NAME, "create the run folder's lock")
-        ) from None
-    with handle:
+def _open_locked(folder: Path):
+    """The lock file, open and locked (``RunFolderBusy`` if another process holds it). Retried
+    when the file was replaced while we waited for it (a holder that removed it on release)."""
+    path = folder / LOCK_NAME
+    for _ in range(5):
+        try:
+            handle = open(path, "a+")
+        except OSError as error:
+            raise OSError(error.errno, explain_write_error(error, path, "create the run folder's lock")) from None
         try:
             fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
+            holder = _holder(handle)
+            handle.close()
             if error.errno not in (errno.EACCES, errno.EAGAIN):
                 raise OSError(
                     error.errno,
-                    f"cannot lock {folder / LOCK_NAME} ({os.strerror(error.errno)}): this file system "
-                    "does not support POSIX locks; use a run folder on a local or NFS file system",
+                    f"cannot lock {path} ({os.strerror(error.errno)}): this file system does not support POSIX "
+                    "locks; use a run folder on a local or NFS file system",
                 ) from None
             raise RunFolderBusy(
-                f"run folder {folder} is in use by {_describe(_holder(handle))}: another cipo-train, or a resume= "
-                "of a run that is still training, writes there. Wait for it to end (or stop it), or give this run "
-                "its own folder (a new launch makes one; hydra.run.dir=<new folder>)"
+                f"run folder {folder} is in use by {_describe(holder)}: another cipo-train, or a resume= of a run "
+                "that is still training, writes there. Wait for it to end (or stop it), or give this run its own "
+                "folder (a new launch makes one; hydra.run.dir=<new folder>)"
             ) from None
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                return handle
+        except FileNotFoundError:
+            pass
+        handle.close()  # we locked a file that was just removed: lock the new one
+    raise RunFolderBusy(f"run folder {folder}: its lock file keeps being replaced; is another run starting there?")
+
+
+@contextmanager
+def run_folder_lock(folder: str | Path) -> Iterator[None]:
+    """Hold ``<folder>/.lock`` for the duration; ``RunFolderBusy`` if someone else holds it. A
+    folder this made and that holds nothing but the lock when it is released is removed again."""
+    folder = Path(folder)
+    made = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(error.errno, explain_write_error(error, folder, "create the run folder")) from None
+    handle = _open_locked(folder)
+    with handle:
         previous = _holder(handle)
         if previous and _alive_here(previous) is not True:
             log.warning("taking over the lock of %s, left by %s (no longer running)", folder, _describe(previous))
         handle.seek(0)
         handle.truncate()
         command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
-        handle.write(
-            json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "command": command})
-        )
+        details = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "command": command}
+        handle.write(json.dumps(details))
         handle.flush()
         try:
             yield
@@ -118,6 +137,9 @@ def run_folder_lock(folder: str | Path) -> Iterator[None]:
             handle.seek(0)
             handle.truncate()  # released: no stale details for the next holder's message
             handle.flush()
+            if made and [p.name for p in folder.iterdir()] == [LOCK_NAME]:  # e.g. a config error: leave nothing
+                (folder / LOCK_NAME).unlink()
+                folder.rmdir()
             fcntl.lockf(handle, fcntl.LOCK_UN)
 
 
