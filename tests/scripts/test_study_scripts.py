@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reporting"))
 from test_study import SPEC, fake_run_folder, write_spec  # noqa: E402
@@ -44,7 +45,7 @@ def test_run_states_and_their_commands(run_study, tmp_path):
     for planned, logged in ((done, 4), (export, 4), (resume, 2)):
         fake_run_folder(planned.run_dir, planned.seed, logged)
         (planned.run_dir / "checkpoints").mkdir()
-        (planned.run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
+        torch.save({}, planned.run_dir / "checkpoints" / "last.ckpt")  # resume needs a readable one
     export_run(done, spec.steps)
     states = [run_study.run_state(p, spec.steps) for p in (done, export, resume, fresh)]
     assert states == ["done", "export", "resume", "fresh"]
