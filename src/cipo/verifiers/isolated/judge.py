@@ -176,7 +176,11 @@ class Judge:
         names: list = []
 
         def load() -> None:
-            names.extend(channel.request({"op": "load", "source": secret["program"]})["value"])
+            listed = channel.request({"op": "load", "source": secret["program"]}).get("value")
+            # the program's process says which names it defines: only plain identifiers are taken
+            # (never __builtins__ or another dunder, which would change how the tests themselves run)
+            listed = listed[:10_000] if isinstance(listed, list) else []
+            names.extend(n for n in listed if isinstance(n, str) and n.isidentifier() and not n.startswith("__"))
 
         error = self.timed(load, self.budget(), channel)
         if error is not None:
@@ -189,7 +193,7 @@ class Judge:
             text = secret.get(name) or ""
             linecache.cache[f"{name}.py"] = (len(text), None, text.splitlines(True), f"{name}.py")
         namespace = {"__name__": "__main__", "__builtins__": builtins}
-        namespace.update({str(name): Remote(channel, {"name": str(name)}, "function") for name in names})
+        namespace.update({name: Remote(channel, {"name": name}, "function") for name in names})
         prompt = compile_prompt(secret.get("prompt") or "")
 
         def reference() -> None:
