@@ -61,7 +61,7 @@ def test_released_on_exit_and_on_an_exception(tmp_path):
             raise KeyError("boom")
     with run_folder_lock(tmp_path):  # free again, and nothing to warn about
         pass
-    assert (tmp_path / ".lock").read_text() == ""
+    assert not (tmp_path / ".lock").exists()  # removed on release: an unstarted run folder stays unstarted
 
 
 def test_claiming_a_folder_clears_interrupted_checkpoint_writes(tmp_path, caplog):
@@ -94,3 +94,30 @@ def test_train_refuses_a_folder_another_run_holds(tmp_path, tiny_policy_dir):
     finally:
         release.set()
         other.join(30)
+
+
+def test_a_resume_of_a_run_that_still_trains_stops_at_once(tmp_path, tiny_policy_dir):
+    """Through the command a user types: cipo-train resume=<run> while another process holds it."""
+    import torch
+
+    from cipo.cli import train_main
+    from entry_points import run_forked
+
+    tiny = [f"model.path={tiny_policy_dir}", "debug=fast", "rollout.max_new_tokens=32", "num_threads=1"]
+    first = run_forked(train_main, ["cipo-train", *tiny, "trainer.max_epochs=1"], tmp_path)
+    assert first.returncode == 0, first.output
+    (run,) = (tmp_path / "logs" / "train" / "runs").iterdir()
+    assert not (run / ".lock").exists()  # released at the end of the run
+    context = multiprocessing.get_context("fork")
+    ready, release = context.Event(), context.Event()
+    other = context.Process(target=_hold, args=(str(run), ready, release))
+    other.start()
+    try:
+        assert ready.wait(30)
+        result = run_forked(train_main, ["cipo-train", f"resume={run}", "trainer.max_epochs=2"], tmp_path)
+    finally:
+        release.set()
+        other.join(30)
+    assert result.returncode == 1, result.output
+    assert result.lines[0].startswith(f"cipo-train: error: run folder {run} is in use by pid {other.pid} on host ")
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0  # untouched

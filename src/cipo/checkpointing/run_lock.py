@@ -12,7 +12,8 @@ The lock is a POSIX record lock (``fcntl.lockf``) on ``.lock``, chosen over ``fl
 it also works across machines on NFS (through the NFS lock manager), where ``flock`` may be
 local to one client. The kernel (or the NFS server) releases it when the holder dies however it
 dies, so a lock file left by a killed run is simply taken over (and said so); the file's text
-(pid, host, start time, command) is only for the message. Limits: a file system without
+(pid, host, start time, command) is only for the message, and the file is removed on release
+(a run that failed at its config leaves its folder as it found it). Limits: a file system without
 working POSIX locks (some FUSE and SMB mounts) refuses the lock, which is an error that says so;
 two runs in one *process* are not told apart (POSIX locks belong to the process), which
 ``cipo-train`` never does. Only the global rank 0 process locks (the other ranks of a DDP run
@@ -112,8 +113,8 @@ def _open_locked(folder: Path):
 
 @contextmanager
 def run_folder_lock(folder: str | Path) -> Iterator[None]:
-    """Hold ``<folder>/.lock`` for the duration; ``RunFolderBusy`` if someone else holds it. A
-    folder this made and that holds nothing but the lock when it is released is removed again."""
+    """Hold ``<folder>/.lock`` for the duration; ``RunFolderBusy`` if someone else holds it. The
+    lock file is removed on release, and so is a folder this made and left empty."""
     folder = Path(folder)
     made = not folder.exists()
     try:
@@ -134,11 +135,10 @@ def run_folder_lock(folder: str | Path) -> Iterator[None]:
         try:
             yield
         finally:
-            handle.seek(0)
-            handle.truncate()  # released: no stale details for the next holder's message
-            handle.flush()
-            if made and [p.name for p in folder.iterdir()] == [LOCK_NAME]:  # e.g. a config error: leave nothing
-                (folder / LOCK_NAME).unlink()
+            # Gone once released (a killed run leaves it, with its details, for the next to take over);
+            # whoever opened it meanwhile notices the replacement and locks the new file (_open_locked).
+            (folder / LOCK_NAME).unlink(missing_ok=True)
+            if made and not any(folder.iterdir()):  # e.g. a config error: leave nothing behind
                 folder.rmdir()
             fcntl.lockf(handle, fcntl.LOCK_UN)
 
