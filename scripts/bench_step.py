@@ -88,7 +88,8 @@ def overrides(args, algorithm: str, model_path: str, group: int, length: int, ra
         f"trainer.max_epochs={args.steps}",
     ]
     if random:
-        chosen.append("verifier._target_=bench_step.CoinFlipVerifier")  # importable: scripts/ is on sys.path
+        # importable: scripts/ is on sys.path; data.verifier says the data set is scored by it on purpose
+        chosen += ["verifier._target_=bench_step.CoinFlipVerifier", "data.verifier=bench_step.CoinFlipVerifier"]
     return chosen
 
 
