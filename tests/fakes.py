@@ -256,6 +256,6 @@ class DumpRank(L.Callback):
         from cipo.callbacks.rollout import RolloutCallback
 
         rollout = next(c for c in trainer.callbacks if isinstance(c, RolloutCallback))
-        self.dump.update(seeds=[rollout._seed(e) for e in range(2)], replay=rollout.replay.as_dict())
+        self.dump.update(seeds=[rollout._seed(e) for e in range(2)], replay=rollout.replay.as_dict(), pid=os.getpid())
         os.makedirs(self.folder, exist_ok=True)
         torch.save(self.dump, os.path.join(self.folder, f"rank{trainer.global_rank}.pt"))
