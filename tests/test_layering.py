@@ -43,7 +43,7 @@ ALLOWED: dict[str, set[str] | str] = {
     "checkpointing": {"parallel"},
     "rollout": {"types", "algorithms", "verifiers", "metrics", "parallel", "models"},  # models: LoRA merge for vLLM
     "settings": {"types", "schema", "algorithms"},
-    "module": {"types", "algorithms", "parallel", "settings", "skip_guard"},
+    "module": {"types", "algorithms", "models", "parallel", "settings", "skip_guard"},
     "callbacks": {"types", "algorithms", "verifiers", "rollout", "parallel", "settings", "checkpointing", "metrics"},
     "cli": EVERYTHING,
 }

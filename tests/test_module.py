@@ -152,6 +152,38 @@ def test_micro_batch_size_never_changes_the_gradient(policy, built_tokenizer, lo
     assert sum(g.abs().sum() for g in full.values()) > 0
 
 
+@pytest.mark.parametrize("loss_agg", ["token_mean", "seq_mean_token_sum_norm"])
+def test_shared_prompts_change_neither_loss_nor_gradient(policy, built_tokenizer, loss_agg):
+    """Prefix sharing (models/prefix_sharing.py) against the plain forward, KL reference and
+    the old-logprob pass included; the batch's groups share their prompts."""
+    algo = algorithm(loss_agg=loss_agg, kl_coef=0.1, is_weights_cap=2.0)
+    batch = scripted_batch(built_tokenizer, algo)
+    results = []
+    for enabled in (True, False):
+        model = copy.deepcopy(policy)
+        module = make_module(model, built_tokenizer, algo)
+        module.setup("fit")
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():  # a reference that differs from the policy, so KL is not 0
+            for p in module.reference_model.parameters():
+                p.add_(0.05 * torch.randn(p.shape, generator=generator))
+        module.prefix_sharing.enabled = enabled
+        assert (module._shared_prefixes(batch) is not None) == enabled
+        batch.old_logprobs = module._policy_logprobs(batch)
+        loss, stats = module._micro_batch_loss(batch, module._denominators(batch))
+        loss.backward()
+        results.append((batch.old_logprobs, stats, {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (old_shared, stats_shared, grads_shared), (old_plain, stats_plain, grads_plain) = results
+    completions = batch.loss_mask.bool()  # the shared pass scores completion tokens only
+    assert completions.any()
+    torch.testing.assert_close(old_shared[completions], old_plain[completions], atol=1e-5, rtol=0)
+    assert stats_shared.keys() == stats_plain.keys() and stats_plain["kl"] > 0
+    for name, value in stats_plain.items():
+        assert stats_shared[name] == pytest.approx(value, rel=1e-4, abs=1e-5), name
+    for name in grads_plain:
+        torch.testing.assert_close(grads_shared[name], grads_plain[name], atol=1e-6, rtol=1e-4, msg=name)
+
+
 def test_micro_batches_group_rows_by_length_and_cut_padding(policy, built_tokenizer):
     algo = algorithm()
     batch = scripted_batch(built_tokenizer, algo)

@@ -33,6 +33,7 @@ from cipo.algorithms.objective import (
     objective_metrics,
     stream_masks,
 )
+from cipo.models.prefix_sharing import PrefixPlan, PrefixSharing, prefix_shared_logits
 from cipo.parallel import sum_across_ranks, world_size
 from cipo.settings import ModuleSettings
 from cipo.skip_guard import SkipGuard
@@ -64,6 +65,7 @@ class CIPOModule(L.LightningModule):
         self.objective_options = algorithm.objective_options(max_len=sampling.max_new_tokens)
         self.rollout_batch: RolloutBatch | None = None
         self.skips = SkipGuard(settings.max_consecutive_skips)
+        self.prefix_sharing = PrefixSharing()  # each shared prompt runs once per micro-batch
         # The frozen reference is a copy of the initial policy, held in a plain list so that
         # nn.Module does not register it: checkpoints do not store it twice, and resuming with
         # another kl_coef still loads. on_fit_start moves it to the device by hand.
@@ -155,7 +157,13 @@ class CIPOModule(L.LightningModule):
         for rows, width in plan_micro_batches(batch.attention_mask, self.settings.micro_batch_size):
             yield rows, batch.select(rows, width=width)
 
-    def _forward_logits(self, module: torch.nn.Module, batch: RolloutBatch) -> torch.Tensor:
+    def _shared_prefixes(self, batch: RolloutBatch) -> PrefixPlan | None:
+        return self.prefix_sharing.plan(self.policy, batch.input_ids, batch.attention_mask, batch.prompt_lengths)
+
+    def _forward_logits(self, module: torch.nn.Module, batch: RolloutBatch, plan: PrefixPlan | None = None):
+        """(N, T, V) logits of ``batch``; with a plan, (N, C, V) of ``batch.take_columns(plan...)``."""
+        if plan is not None:
+            return prefix_shared_logits(module, plan, batch.input_ids.to(self.device))
         mask = batch.attention_mask
         # Right padding + causal attention: no real token can attend to a pad, so the mask changes
         # nothing the loss reads (pad positions are masked out of it); without it SDPA takes its
@@ -168,21 +176,30 @@ class CIPOModule(L.LightningModule):
     def _policy_logprobs(self, batch: RolloutBatch) -> torch.Tensor:
         logprobs = torch.zeros(batch.input_ids.shape)
         for rows, micro in self._micro_batches(batch):
-            logits = self._forward_logits(self.policy, micro)
-            micro_logprobs = token_logprobs(logits, micro.input_ids.to(self.device), self.temperature).cpu()
+            plan = self._shared_prefixes(micro)
+            logits = self._forward_logits(self.policy, micro, plan)
+            scored = micro if plan is None else micro.take_columns(plan.columns, plan.valid)
+            micro_logprobs = token_logprobs(logits, scored.input_ids.to(self.device), self.temperature).cpu()
+            if plan is not None:
+                micro_logprobs = plan.put(micro_logprobs, micro.input_ids.shape[1])
             logprobs[rows, : micro_logprobs.shape[1]] = micro_logprobs
         return logprobs
 
-    def _micro_batch_loss(self, micro: RolloutBatch, denominators: Denominators) -> tuple[torch.Tensor, dict]:
-        """``cipo_objective`` on one micro-batch (+ the entropy of the policy, a diagnostic)."""
+    def _micro_batch_loss(self, batch: RolloutBatch, denominators: Denominators) -> tuple[torch.Tensor, dict]:
+        """``cipo_objective`` on one micro-batch (+ the entropy of the policy, a diagnostic).
+
+        With shared prompts (models/prefix_sharing.py) the logits score each row's continuation,
+        so the objective reads ``micro``: the batch's tensors at those columns."""
         device = self.device
+        plan = self._shared_prefixes(batch)
+        logits = self._forward_logits(self.policy, batch, plan)
+        micro = batch if plan is None else batch.take_columns(plan.columns, plan.valid)
         input_ids = micro.input_ids.to(device)
-        logits = self._forward_logits(self.policy, micro)
         logprobs = token_logprobs(logits, input_ids, self.temperature)
         ref_logprobs = None
         if self.algorithm.kl_coef > 0:
             with torch.no_grad():
-                ref_logits = self._forward_logits(self.reference_model, micro)
+                ref_logits = self._forward_logits(self.reference_model, batch, plan)
                 ref_logprobs = token_logprobs(ref_logits, input_ids, self.temperature)
         loss_mask = micro.loss_mask.to(device)
         masks = stream_masks(loss_mask, micro.is_correction.to(device), micro.sft_mask.to(device))

@@ -111,9 +111,12 @@ class RolloutBatch:
       is_correction    (N,)   bool   True for correction episodes
       sft_mask         (N,)   bool   sequences trained with a supervised loss instead of RL
       engine_logprobs  (N, T) float  the engine's sampling logprobs (for is_weights / diffs)
-      old_logprobs     (N, T) float  the trainer's logprobs before this step's first update;
+      old_logprobs     (N, T) float  the trainer's logprobs before this step's first update
+                                     (read on loss tokens only; prompt positions may be 0);
                                      None until the module computes them (only needed when
                                      one rollout batch feeds several optimizer steps)
+      prompt_lengths   (N,)   long   prompt tokens of each row (None: unknown, so the trainer
+                                     cannot share prompts between rows)
     """
 
     input_ids: torch.Tensor
@@ -124,6 +127,7 @@ class RolloutBatch:
     sft_mask: torch.Tensor
     engine_logprobs: torch.Tensor
     old_logprobs: torch.Tensor | None = None
+    prompt_lengths: torch.Tensor | None = None
     step: int = -1
 
     def __len__(self) -> int:
@@ -142,5 +146,26 @@ class RolloutBatch:
             sft_mask=self.sft_mask[index],
             engine_logprobs=self.engine_logprobs[index, cols],
             old_logprobs=None if self.old_logprobs is None else self.old_logprobs[index, cols],
+            prompt_lengths=None if self.prompt_lengths is None else self.prompt_lengths[index],
+            step=self.step,
+        )
+
+    def take_columns(self, columns: torch.Tensor, valid: torch.Tensor) -> RolloutBatch:
+        """Every row's own columns: (N, T) fields -> (N, C) with ``columns`` (N, C) long, zero (and
+        masked out) where ``valid`` (N, C) bool is False. Per-row fields are kept; prompt lengths
+        no longer apply (None)."""
+
+        def take(values: torch.Tensor) -> torch.Tensor:
+            return values.gather(1, columns).masked_fill(~valid, 0)
+
+        return RolloutBatch(
+            input_ids=take(self.input_ids),
+            attention_mask=take(self.attention_mask),
+            loss_mask=take(self.loss_mask),
+            advantages=self.advantages,
+            is_correction=self.is_correction,
+            sft_mask=self.sft_mask,
+            engine_logprobs=take(self.engine_logprobs),
+            old_logprobs=None if self.old_logprobs is None else take(self.old_logprobs),
             step=self.step,
         )

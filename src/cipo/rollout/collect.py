@@ -309,5 +309,6 @@ def pack(tokenizer, main: Stream, correction: Stream, step: int, mask_truncated:
         ),
         sft_mask=torch.cat([main.sft, correction.sft[kept] if kept else torch.zeros(0, dtype=torch.bool)]),
         engine_logprobs=tensors["engine_logprobs"],
+        prompt_lengths=tensors["prompt_lengths"],
         step=step,
     )

@@ -11,9 +11,10 @@ def pack_sequences(prompt_ids: list[list[int]], completions: list[Completion], p
     """Right-padded prompt+completion rows (N sequences, T = longest row).
 
     Returns ``input_ids`` (N, T), ``attention_mask`` (N, T), ``loss_mask`` (N, T) (1 on the
-    completion's tokens) and ``engine_logprobs`` (N, T) (the sampler's logprob of token t at
-    position t, 0 elsewhere). Right padding keeps every prompt at position 0, so the default
-    position ids match the ones the engine sampled with.
+    completion's tokens), ``engine_logprobs`` (N, T) (the sampler's logprob of token t at
+    position t, 0 elsewhere) and ``prompt_lengths`` (N,) (prompt tokens per row). Right padding
+    keeps every prompt at position 0, so the default position ids match the ones the engine
+    sampled with.
     """
     if len(prompt_ids) != len(completions):
         raise ValueError(f"{len(prompt_ids)} prompts but {len(completions)} completions")
@@ -36,4 +37,5 @@ def pack_sequences(prompt_ids: list[list[int]], completions: list[Completion], p
         "attention_mask": attention_mask,
         "loss_mask": loss_mask,
         "engine_logprobs": engine_logprobs,
+        "prompt_lengths": torch.tensor([len(prompt) for prompt in prompt_ids], dtype=torch.long),
     }

@@ -1,0 +1,220 @@
+"""Prefix-shared training forward: a prompt shared by several rows is computed once.
+
+The G samples of one prompt, and the M revisions of one anchor's correction prompt, share their
+prompt tokens. The plain forward recomputes that prompt for every row. Here each distinct prompt
+(all but its last token: the "prefix") runs once, with gradient, and returns its key/value cache;
+the cache is indexed out to the rows that share the prefix, and every row's continuation (its last
+prompt token, then its completion) runs against that cache with its true position ids. The
+continuation starts at the last prompt token because that position's logits score the first
+completion token; no logits of the prefix are needed.
+
+Exact: a continuation token attends to exactly the keys and values it attends to in the plain
+forward (its prefix's, computed from the same tokens at the same positions, and its own row's
+earlier tokens); the padding between a short prefix and its continuation is masked out. Logits,
+loss and gradients (which reach the prefix through the cache) equal the plain forward's up to float
+reassociation (tests/models/test_prefix_sharing.py: built-in, Llama and Qwen2 shapes, tied and
+untied embeddings, grouped-query attention).
+
+This rests on the transformers cache API (``DynamicCache`` of plain ``DynamicLayer`` s, its
+``batch_select_indices``, a 2-D padding mask over cache + new tokens). ``unsupported_reason`` names
+what it cannot handle (sliding-window or other cache layers, gradient checkpointing, active dropout,
+attention kernels it was not tested with); the caller then runs the plain forward.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+log = logging.getLogger(__name__)
+
+# The attention kernels whose mask handling this was tested with (CPU); others fall back.
+TESTED_ATTENTION = ("sdpa", "eager")
+
+
+@dataclass(frozen=True)
+class PrefixPlan:
+    """How a batch of N right-padded rows splits into U shared prefixes and N continuations.
+
+    prefix_ids      (U, P) long   each distinct prompt minus its last token, right-padded (pad = 0)
+    prefix_lengths  (U,)   long   real tokens of each prefix (>= 1)
+    row_prefix      (N,)   long   the prefix of each row
+    columns         (N, C) long   the column of the original (N, T) row each continuation token is
+                                  (clamped into range past a row's end)
+    valid           (N, C) bool   True on a row's real continuation tokens
+    """
+
+    prefix_ids: Tensor
+    prefix_lengths: Tensor
+    row_prefix: Tensor
+    columns: Tensor
+    valid: Tensor
+
+    def take(self, values: Tensor, fill: float | int = 0) -> Tensor:
+        """(N, T) -> (N, C): each row's continuation columns, ``fill`` past the row's end."""
+        taken = values.gather(1, self.columns.to(values.device))
+        return taken.masked_fill(~self.valid.to(values.device), fill)
+
+    def put(self, continuation: Tensor, width: int) -> Tensor:
+        """(N, C) -> (N, width): values back in their original columns, 0 elsewhere."""
+        out = continuation.new_zeros(continuation.shape[0], width)
+        valid = self.valid.to(continuation.device)
+        rows = torch.arange(len(valid), device=valid.device)[:, None].expand_as(valid)
+        out[rows[valid], self.columns.to(valid.device)[valid]] = continuation[valid]
+        return out
+
+
+def plan_prefix_sharing(input_ids: Tensor, attention_mask: Tensor, prompt_lengths: Tensor) -> PrefixPlan | None:
+    """Group rows by identical prompt tokens; None when no prompt is shared, a prompt is a single
+    token, or the rows are not right-padded.
+
+    ``input_ids`` and ``attention_mask`` (N, T): rows of prompt then completion, real tokens first;
+    ``prompt_lengths`` (N,) prompt tokens per row.
+    """
+    mask = attention_mask.bool().cpu()
+    if mask.shape[1] > 1 and not bool((mask[:, 1:] <= mask[:, :-1]).all()):
+        return None  # padding before a real token: rows are not prompt-at-column-0
+    lengths, ends = prompt_lengths.tolist(), mask.sum(dim=1).tolist()
+    if not lengths or min(lengths) < 2 or any(e < p for p, e in zip(lengths, ends)):
+        return None
+    rows = input_ids.cpu()
+    index: dict[tuple[int, ...], int] = {}
+    row_prefix = [index.setdefault(tuple(rows[r, : lengths[r]].tolist()), len(index)) for r in range(len(lengths))]
+    if len(index) == len(lengths):
+        return None  # nothing shared: the plain forward is as cheap
+    prompts = list(index)
+    prefix_lengths = torch.tensor([len(p) - 1 for p in prompts])
+    prefix_ids = torch.zeros(len(prompts), int(prefix_lengths.max()), dtype=torch.long)
+    for u, prompt in enumerate(prompts):
+        prefix_ids[u, : len(prompt) - 1] = torch.tensor(prompt[:-1])
+    starts = torch.tensor(lengths) - 1  # the last prompt token opens the continuation
+    spans = torch.tensor(ends) - starts
+    offsets = torch.arange(int(spans.max()))
+    columns = (starts[:, None] + offsets).clamp(max=input_ids.shape[1] - 1)
+    return PrefixPlan(
+        prefix_ids=prefix_ids.to(input_ids.device),
+        prefix_lengths=prefix_lengths,
+        row_prefix=torch.tensor(row_prefix),
+        columns=columns,
+        valid=offsets[None, :] < spans[:, None],
+    )
+
+
+def unsupported_reason(model: torch.nn.Module) -> str | None:
+    """Why ``prefix_shared_logits`` cannot run ``model`` exactly, or None when it can."""
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(model, "get_decoder"):
+        return f"{type(model).__name__} is not a transformers causal LM"
+    attention = getattr(config, "_attn_implementation", None)
+    if attention not in TESTED_ATTENTION:
+        return f"attention implementation {attention!r} (tested: {', '.join(TESTED_ATTENTION)})"
+    if getattr(model, "is_gradient_checkpointing", False) or any(
+        "CheckpointWrapper" in type(m).__name__ for m in model.modules()
+    ):
+        return "activation checkpointing is on (a recomputed layer would write the cache twice)"
+    if "logits_to_keep" not in inspect.signature(model.forward).parameters:
+        return f"{type(model).__name__}.forward takes no logits_to_keep"
+    if model.training:
+        dropout = [m for m in model.modules() if isinstance(m, torch.nn.Dropout) and m.p > 0]
+        if dropout or float(getattr(config, "attention_dropout", 0.0) or 0.0) > 0:
+            return "dropout is active (a shared prefix would share its dropout mask across the group)"
+    return None
+
+
+class UnsupportedCache(RuntimeError):
+    """The model returned a cache this module cannot index exactly (e.g. sliding-window layers)."""
+
+
+def prefix_shared_logits(model: torch.nn.Module, plan: PrefixPlan, input_ids: Tensor) -> Tensor:
+    """(N, C, V) logits of each row's continuation: position j of row r is its column ``plan.columns[r, j]``.
+
+    ``input_ids`` is the (N, T) batch the plan was made from. Raises ``UnsupportedCache`` before
+    the continuation runs if the prefix cache is not a list of plain dynamic layers.
+    """
+    from transformers.cache_utils import DynamicCache, DynamicLayer
+
+    device = input_ids.device
+    prefix = model(input_ids=plan.prefix_ids.to(device), use_cache=True, logits_to_keep=1)
+    cache = prefix.past_key_values
+    if not isinstance(cache, DynamicCache) or any(type(layer) is not DynamicLayer for layer in cache.layers):
+        kinds = sorted({type(layer).__name__ for layer in getattr(cache, "layers", [])})
+        raise UnsupportedCache(f"the model's cache is {type(cache).__name__} with layers {kinds}")
+    row_prefix = plan.row_prefix.to(device)
+    cache.batch_select_indices(row_prefix)  # (U, ...) -> (N, ...): autograd sums the rows' gradients back
+    width = plan.prefix_ids.shape[1]
+    prefix_lengths = plan.prefix_lengths.to(device)[row_prefix]
+    prefix_mask = torch.arange(width, device=device)[None, :] < prefix_lengths[:, None]
+    continuation = plan.take(input_ids)
+    steps = continuation.shape[1]
+    # Ones over the continuation: its padding comes after a row's real tokens, which causal attention
+    # never lets them see.
+    mask = torch.cat([prefix_mask, torch.ones(len(row_prefix), steps, dtype=torch.bool, device=device)], dim=1)
+    positions = prefix_lengths[:, None] + torch.arange(steps, device=device)
+    return model(
+        input_ids=continuation, attention_mask=mask.long(), position_ids=positions, past_key_values=cache
+    ).logits
+
+
+class PrefixSharing:
+    """Plans each micro-batch for ``prefix_shared_logits``, or says the plain forward must run.
+
+    Per model (by identity), once: ``unsupported_reason``, then a self-check on the first shared
+    micro-batch (shared vs plain log-probabilities of a few rows, no gradient) that catches an
+    architecture this was not tested on. A failed check, like any reason, is logged once and the
+    model keeps the plain forward from then on.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.reasons: dict[int, str | None] = {}  # id(model) -> why not (None: it runs shared)
+        self._verified: set[int] = set()
+
+    def plan(self, model, input_ids: Tensor, attention_mask: Tensor, prompt_lengths: Tensor | None):
+        """A ``PrefixPlan`` for this (N, T) micro-batch, or None: run the plain forward."""
+        if not self.enabled or prompt_lengths is None:
+            return None
+        key = id(model)
+        if key not in self.reasons:
+            self._set_reason(model, unsupported_reason(model))
+        if self.reasons[key] is not None:
+            return None
+        plan = plan_prefix_sharing(input_ids, attention_mask, prompt_lengths)
+        if plan is not None and key not in self._verified:
+            self._verified.add(key)
+            self._set_reason(model, self_check(model, plan, input_ids))
+        return plan if self.reasons[key] is None else None
+
+    def _set_reason(self, model, reason: str | None) -> None:
+        self.reasons[id(model)] = reason
+        if reason is not None:
+            log.warning("prefix-shared training forward off for %s: %s", type(model).__name__, reason)
+
+
+@torch.no_grad()
+def self_check(model, plan: PrefixPlan, input_ids: Tensor, max_prefixes: int = 2) -> str | None:
+    """Why the shared and plain log-probabilities of the first ``max_prefixes`` prefixes' rows differ, or None."""
+    rows = (plan.row_prefix < max_prefixes).nonzero().flatten()
+    sub_ids = input_ids[rows.to(input_ids.device)]
+    sub = PrefixPlan(
+        prefix_ids=plan.prefix_ids[:max_prefixes],
+        prefix_lengths=plan.prefix_lengths[:max_prefixes],
+        row_prefix=plan.row_prefix[rows],
+        columns=plan.columns[rows],
+        valid=plan.valid[rows],
+    )
+    try:
+        shared = torch.log_softmax(prefix_shared_logits(model, sub, sub_ids).float(), dim=-1)
+    except UnsupportedCache as error:
+        return str(error)
+    plain = torch.log_softmax(model(input_ids=sub_ids).logits.float(), dim=-1)
+    plain = plain.gather(1, sub.columns.to(plain.device)[..., None].expand(-1, -1, plain.shape[-1]))
+    valid = sub.valid.to(plain.device)
+    gap = float((shared - plain).abs().amax(dim=-1)[valid].max())
+    tolerance = 1e-3 if next(model.parameters()).dtype == torch.float32 else 5e-2
+    if not gap <= tolerance:
+        return f"its shared and plain log-probabilities differ by {gap:.2g} (> {tolerance:g}) on this model"
+    return None

@@ -1,0 +1,34 @@
+"""Tiny random Hugging Face causal LMs of real architectures, built from configs (no downloads).
+
+Imported as ``hf_architectures`` (tests/ is on sys.path). Each shape exercises something the
+built-in policy does not: untied embeddings, grouped-query attention, qkv biases (Qwen2).
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
+
+VOCAB = 61
+_COMMON = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2, pad_token_id=0)
+
+CONFIGS = {
+    "llama_gqa_untied": lambda: LlamaConfig(
+        **_COMMON, num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False, eos_token_id=1
+    ),
+    "llama_mha_tied": lambda: LlamaConfig(
+        **_COMMON, num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=True, eos_token_id=1
+    ),
+    "qwen2_gqa_tied": lambda: Qwen2Config(
+        **_COMMON, num_attention_heads=4, num_key_value_heads=1, tie_word_embeddings=True, eos_token_id=1
+    ),
+    "qwen2_gqa_untied": lambda: Qwen2Config(
+        **_COMMON, num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False, eos_token_id=1
+    ),
+}
+
+
+def build(name: str, attn_implementation: str = "sdpa", seed: int = 0) -> torch.nn.Module:
+    """A random model of ``CONFIGS[name]`` in train mode."""
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(CONFIGS[name](), attn_implementation=attn_implementation).train()

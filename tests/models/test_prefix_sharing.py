@@ -1,0 +1,172 @@
+"""The prefix-shared training forward equals the plain one: logits, loss and every gradient.
+
+Checked for the shipped built-in policy and for tiny random Llama / Qwen2 models (tied and untied
+embeddings, grouped-query attention, qkv biases) under both attention kernels the module allows.
+The batches have prompts of different lengths (so short prefixes are padded and masked), rows of
+different completion lengths, a prompt with a single row, and one prompt that is a prefix of
+another (distinct prefixes, never merged).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import Qwen2Config
+
+import hf_architectures
+from cipo.algorithms.logprobs import token_logprobs
+from cipo.models.load import load_policy
+from cipo.models.prefix_sharing import (
+    PrefixPlan,
+    PrefixSharing,
+    plan_prefix_sharing,
+    prefix_shared_logits,
+    self_check,
+    unsupported_reason,
+)
+
+
+def make_batch(vocab: int, prompt_lengths=(5, 9, 2, 7), rows_per_prompt=(3, 4, 2, 1), seed=0):
+    """Right-padded rows: prompt u repeated rows_per_prompt[u] times, each with its own completion."""
+    generator = torch.Generator().manual_seed(seed)
+    prompts = [torch.randint(3, vocab, (length,), generator=generator) for length in prompt_lengths]
+    prompts.append(prompts[1][:6])  # a prompt that is the start of another one
+    rows, lengths = [], []
+    for prompt, count in zip(prompts, (*rows_per_prompt, 2)):
+        for _ in range(count):
+            length = int(torch.randint(1, 8, (), generator=generator))
+            completion = torch.randint(3, vocab, (length,), generator=generator)
+            rows.append(torch.cat([prompt, completion]))
+            lengths.append(len(prompt))
+    width = max(len(row) for row in rows)
+    input_ids = torch.zeros(len(rows), width, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    for index, row in enumerate(rows):
+        input_ids[index, : len(row)] = row
+        attention_mask[index, : len(row)] = 1
+    prompt_lengths = torch.tensor(lengths)
+    completion = attention_mask.bool() & (torch.arange(width)[None, :] >= prompt_lengths[:, None])
+    return input_ids, attention_mask, prompt_lengths, completion.float()
+
+
+def plain_and_shared(model, input_ids, attention_mask, prompt_lengths, loss_mask):
+    """Per-token logprobs on the loss positions, the loss and every gradient, both ways."""
+    weights = torch.randn(input_ids.shape, generator=torch.Generator().manual_seed(1))
+    results = []
+    for shared in (False, True):
+        model.zero_grad(set_to_none=True)
+        if shared:
+            plan = plan_prefix_sharing(input_ids, attention_mask, prompt_lengths)
+            assert plan is not None
+            logprobs = token_logprobs(prefix_shared_logits(model, plan, input_ids), plan.take(input_ids))
+            logprobs = plan.put(logprobs * plan.take(loss_mask), input_ids.shape[1])
+        else:
+            logprobs = token_logprobs(model(input_ids=input_ids).logits, input_ids) * loss_mask
+        loss = (logprobs * weights).sum() / loss_mask.sum()
+        loss.backward()
+        grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+        results.append((logprobs.detach(), loss.detach(), grads))
+    return results
+
+
+def assert_same(plain, shared):
+    (logprobs, loss, grads), (logprobs_s, loss_s, grads_s) = plain, shared
+    torch.testing.assert_close(logprobs_s, logprobs, atol=1e-5, rtol=0)
+    torch.testing.assert_close(loss_s, loss, atol=1e-6, rtol=1e-5)
+    assert grads.keys() == grads_s.keys() and len(grads) > 5
+    for name in grads:  # the prefix's gradient arrives only through the shared cache
+        scale = grads[name].abs().max().clamp(min=1e-6)
+        assert float((grads_s[name] - grads[name]).abs().max() / scale) < 1e-4, name
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("name", sorted(hf_architectures.CONFIGS))
+def test_shared_forward_equals_plain_forward_on_hf_architectures(name, attention):
+    model = hf_architectures.build(name, attention)
+    assert unsupported_reason(model) is None
+    batch = make_batch(hf_architectures.VOCAB)
+    assert_same(*plain_and_shared(model, *batch))
+
+
+def test_shared_forward_equals_plain_forward_on_the_builtin_policy():
+    model, _ = load_policy("builtin")
+    assert_same(*plain_and_shared(model, *make_batch(model.config.vocab_size, seed=3)))
+
+
+def test_plan_groups_identical_prompts_only():
+    input_ids, attention_mask, prompt_lengths, _ = make_batch(hf_architectures.VOCAB)
+    plan = plan_prefix_sharing(input_ids, attention_mask, prompt_lengths)
+    assert plan.row_prefix.tolist() == [0, 0, 0, 1, 1, 1, 1, 2, 2, 3, 4, 4]
+    assert plan.prefix_lengths.tolist() == [4, 8, 1, 6, 5]  # each prompt minus its last token
+    # every continuation opens at its row's last prompt token and covers the completion
+    first = input_ids.gather(1, (prompt_lengths - 1)[:, None]).squeeze(1)
+    assert torch.equal(plan.take(input_ids)[:, 0], first)
+    assert torch.equal(plan.valid.sum(1), attention_mask.sum(1) - prompt_lengths + 1)
+    values = torch.randn(input_ids.shape) * attention_mask
+    kept = attention_mask.bool() & (torch.arange(input_ids.shape[1]) >= prompt_lengths[:, None] - 1)
+    assert torch.equal(plan.put(plan.take(values), input_ids.shape[1]), values * kept)
+
+
+def test_plan_refuses_what_it_cannot_share():
+    input_ids, attention_mask, prompt_lengths, _ = make_batch(hf_architectures.VOCAB)
+    distinct = torch.arange(len(input_ids))
+    ids = input_ids.clone()
+    ids[:, 0] = distinct + 3  # every prompt different
+    assert plan_prefix_sharing(ids, attention_mask, prompt_lengths) is None
+    one_token = prompt_lengths.clone()
+    one_token[0] = 1
+    assert plan_prefix_sharing(input_ids, attention_mask, one_token) is None
+    left_padded = attention_mask.flip(1)
+    assert plan_prefix_sharing(input_ids, left_padded, prompt_lengths) is None
+
+
+def test_unsupported_models_are_named():
+    model = hf_architectures.build("llama_mha_tied")
+    model.gradient_checkpointing_enable()
+    assert "checkpointing" in unsupported_reason(model)
+    config = hf_architectures.CONFIGS["llama_mha_tied"]()
+    config.attention_dropout = 0.1
+    dropout = type(model)(config).train()
+    assert "dropout" in unsupported_reason(dropout)
+    assert unsupported_reason(dropout.eval()) is None  # no dropout in eval mode (the KL reference)
+    assert "not a transformers causal LM" in unsupported_reason(torch.nn.Linear(2, 2))
+
+
+def test_sliding_window_cache_falls_back_with_its_reason(caplog):
+    config = Qwen2Config(
+        **{k: v for k, v in hf_architectures._COMMON.items()},
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        use_sliding_window=True,
+        sliding_window=4,
+        max_window_layers=0,
+    )
+    torch.manual_seed(0)
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").train()
+    input_ids, attention_mask, prompt_lengths, _ = make_batch(hf_architectures.VOCAB)
+    sharing = PrefixSharing()
+    with caplog.at_level("WARNING"):
+        assert sharing.plan(model, input_ids, attention_mask, prompt_lengths) is None
+    assert "DynamicSlidingWindowLayer" in sharing.reasons[id(model)]
+    assert "prefix-shared training forward off" in caplog.text
+
+
+def test_self_check_catches_a_wrong_shared_forward():
+    model = hf_architectures.build("llama_gqa_untied")
+    input_ids, attention_mask, prompt_lengths, _ = make_batch(hf_architectures.VOCAB)
+    plan = plan_prefix_sharing(input_ids, attention_mask, prompt_lengths)
+    assert self_check(model, plan, input_ids) is None
+    shifted = PrefixPlan(  # continuations placed one position too far: wrong rotary phases
+        plan.prefix_ids, plan.prefix_lengths + 1, plan.row_prefix, plan.columns, plan.valid
+    )
+    assert "differ" in self_check(model, shifted, input_ids)
+
+
+def test_sharing_can_be_switched_off():
+    model = hf_architectures.build("llama_mha_tied")
+    input_ids, attention_mask, prompt_lengths, _ = make_batch(hf_architectures.VOCAB)
+    assert PrefixSharing().plan(model, input_ids, attention_mask, prompt_lengths) is not None
+    assert PrefixSharing(enabled=False).plan(model, input_ids, attention_mask, prompt_lengths) is None
+    assert PrefixSharing().plan(model, input_ids, attention_mask, None) is None
