@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
-VOCAB = 61
+VOCAB = 99  # the character tokenizer's size, so HFEngine can drive these models too
 _COMMON = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2, pad_token_id=0)
 
 CONFIGS = {

@@ -1,13 +1,20 @@
-"""Rollout engine on Hugging Face ``generate``: the fallback and the fast path for small models.
+"""Rollout engine on a Hugging Face model: the fallback and the fast path for small models.
 
-It samples from the trainer's own model object, so there is nothing to synchronise. The
-sampling logprobs are recorded by a logits processor placed after the temperature / top-p
-warpers, so they are the *processed* logprobs (the distribution actually sampled from), the
-same convention as vLLM's ``processed_logprobs``. Only one ``(batch, vocab)`` slice is kept at a
-time, never the ``(steps, batch, vocab)`` score tensor ``output_scores`` would store.
+It samples from the trainer's own model object, so there is nothing to synchronise. Sampling
+runs in ``decode.sample``, our own loop that draws what ``model.generate`` draws for the same seed
+but runs each prompt once, writes its cache in place and drops finished rows (2x faster on the
+built-in task); a model it cannot reproduce (``decode.unsupported_reason``, logged once) goes
+through ``model.generate`` as before.
+
+The sampling logprobs are the *processed* logprobs (after temperature / top-p: the distribution
+actually sampled from), the same convention as vLLM's ``processed_logprobs``. On the ``generate``
+path a logits processor placed after the warpers records them, keeping one ``(batch, vocab)``
+slice at a time, never the ``(steps, batch, vocab)`` score tensor ``output_scores`` would store.
 """
 
 from __future__ import annotations
+
+import logging
 
 import torch
 from transformers import (
@@ -19,8 +26,11 @@ from transformers import (
     TopPLogitsWarper,
 )
 
+from cipo.rollout import decode
 from cipo.rollout.engine import Prompt, SamplingSettings, prompt_token_ids
 from cipo.types import Completion
+
+log = logging.getLogger(__name__)
 
 
 class _SampledLogprobRecorder(LogitsProcessor):
@@ -55,6 +65,12 @@ class HFEngine:
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        # Why decode.sample cannot run this model (None: it can).
+        self.use_generate = decode.unsupported_reason(model)
+        if tokenizer.eos_token_id is None:
+            self.use_generate = "the tokenizer has no EOS token"
+        if self.use_generate:
+            log.info("HFEngine samples with model.generate(): %s", self.use_generate)
 
     def sync_weights(self) -> None:
         """Nothing to do or to check: ``generate`` runs on the trainer's own parameters."""
@@ -75,6 +91,33 @@ class HFEngine:
         return results
 
     def _generate_chunk(self, prompts: list[Prompt], n: int, settings: SamplingSettings) -> list[list[Completion]]:
+        if self.use_generate is None:
+            ids = [prompt_token_ids(self.tokenizer, prompt) for prompt in prompts]
+            try:
+                tokens, logprobs, lengths = decode.sample(
+                    self.model,
+                    ids,
+                    n,
+                    settings.max_new_tokens,
+                    settings.temperature,
+                    settings.top_p,
+                    eos_id=self.tokenizer.eos_token_id,
+                    pad_id=self.tokenizer.pad_token_id,
+                )
+            except decode.Unsupported as error:  # raised before any sampling: the RNG is untouched
+                self.use_generate = str(error)
+                log.info("HFEngine samples with model.generate(): %s", error)
+            else:
+                completions = [
+                    self._to_completion(row[:length], row_logprobs[:length])
+                    for row, row_logprobs, length in zip(tokens, logprobs, lengths.tolist())
+                ]
+                return [completions[index * n : (index + 1) * n] for index in range(len(prompts))]
+        return self._generate_chunk_with_generate(prompts, n, settings)
+
+    def _generate_chunk_with_generate(
+        self, prompts: list[Prompt], n: int, settings: SamplingSettings
+    ) -> list[list[Completion]]:
         self.tokenizer.padding_side = "left"
         ids = [prompt_token_ids(self.tokenizer, prompt) for prompt in prompts]
         encoded = self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")

@@ -1,0 +1,214 @@
+"""HFEngine's sampling loop: what ``model.generate`` samples, without its per-step waste.
+
+Same samples: every step draws the exponential noise of ``torch.multinomial`` for all rows of the
+call (``multinomial(p, 1)`` is ``argmax(p / q)`` with ``q ~ Exp(1)`` drawn for every row), in the
+order ``generate`` draws it, so a seed gives the tokens ``generate`` gives (up to float ties; tested
+against it in tests/rollout/test_decode.py) and the global RNG ends where ``generate`` leaves it.
+The recorded logprobs are the processed ones (after temperature and top-p), as before.
+
+What it does not spend:
+  * one prefill per distinct prompt, not per sample: the prompt's cache is copied out to its n rows;
+  * the key/value cache lives in buffers with room for the whole generation, written in place
+    (transformers' ``DynamicLayer`` concatenates, copying the whole cache at every step);
+  * finished rows leave the batch (``generate`` decodes them until the longest row ends): when a
+    quarter of the batch has finished, the rows still running are compacted.
+
+``unsupported_reason`` names what it does not reproduce (generation-config processors beyond
+``min_new_tokens``, caches other than plain dynamic layers); ``HFEngine`` then calls ``generate``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from transformers import TopPLogitsWarper
+from transformers.cache_utils import DynamicCache, DynamicLayer
+
+# generation_config fields that make ``generate`` add a logits processor this loop does not have,
+# with the value (besides None) at which it adds none. min_new_tokens is handled; the sampling
+# keys are passed explicitly by HFEngine.
+_NEUTRAL = {
+    "repetition_penalty": 1.0,
+    "encoder_repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "encoder_no_repeat_ngram_size": 0,
+    "bad_words_ids": None,
+    "min_length": 0,
+    "forced_bos_token_id": None,
+    "forced_eos_token_id": None,
+    "remove_invalid_values": False,
+    "exponential_decay_length_penalty": None,
+    "suppress_tokens": None,
+    "begin_suppress_tokens": None,
+    "sequence_bias": None,
+    "guidance_scale": 1.0,
+    "renormalize_logits": False,
+    "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0,
+    "typical_p": 1.0,
+    "min_p": None,
+    "watermarking_config": None,
+    "num_beams": 1,
+    "stop_strings": None,
+}
+# Compact the batch once this share of its rows has finished.
+COMPACT_SHARE = 0.25
+
+
+class Unsupported(RuntimeError):
+    """``sample`` cannot reproduce ``generate`` for this model (raised before any random draw)."""
+
+
+def unsupported_reason(model: torch.nn.Module) -> str | None:
+    """Why ``sample`` would not reproduce ``model.generate``, or None."""
+    config = getattr(model, "generation_config", None)
+    if config is None:
+        return f"{type(model).__name__} has no generation_config"
+    changed = [name for name, neutral in _NEUTRAL.items() if getattr(config, name, None) not in (None, neutral)]
+    if changed:
+        return f"its generation_config sets {', '.join(changed)}, which only generate() applies"
+    if getattr(model.config, "is_encoder_decoder", False):
+        return "an encoder-decoder model"
+    return None
+
+
+class _InPlaceLayer(DynamicLayer):
+    """A dynamic cache layer whose tensors are views of buffers with room for the whole generation."""
+
+    def __init__(self, keys: Tensor, values: Tensor, capacity: int) -> None:
+        super().__init__()
+        self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
+        self.length = keys.shape[-2]
+        self.key_buffer = keys.new_empty((*keys.shape[:2], capacity, keys.shape[-1]))
+        self.value_buffer = values.new_empty((*values.shape[:2], capacity, values.shape[-1]))
+        self.key_buffer[:, :, : self.length] = keys
+        self.value_buffer[:, :, : self.length] = values
+        self._expose()
+
+    def _expose(self) -> None:
+        self.keys = self.key_buffer[:, :, : self.length]
+        self.values = self.value_buffer[:, :, : self.length]
+
+    def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
+        end = self.length + key_states.shape[-2]
+        self.key_buffer[:, :, self.length : end] = key_states
+        self.value_buffer[:, :, self.length : end] = value_states
+        self.length = end
+        self._expose()
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def keep_rows(self, rows: Tensor) -> None:
+        """Keep only batch rows ``rows`` (copies the filled part only)."""
+        for name in ("key_buffer", "value_buffer"):
+            old = getattr(self, name)
+            new = old.new_empty((len(rows), *old.shape[1:]))
+            new[:, :, : self.length] = old[rows, :, : self.length]
+            setattr(self, name, new)
+        self._expose()
+
+
+def _prefill(model, prompt_ids: list[list[int]], n: int, pad_id: int, capacity: int):
+    """Run each prompt once (left-padded); return first-step logits, cache, mask and positions for its n rows."""
+    device = next(model.parameters()).device
+    width = max(len(p) for p in prompt_ids)
+    ids = torch.full((len(prompt_ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
+    for row, prompt in enumerate(prompt_ids):
+        ids[row, width - len(prompt) :] = torch.tensor(prompt)
+        mask[row, width - len(prompt) :] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    positions = mask.cumsum(-1) - 1  # as generate() computes them for a left-padded batch
+    positions.masked_fill_(mask == 0, 1)
+    out = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
+        past_key_values=DynamicCache(config=model.config),
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    cache = out.past_key_values
+    if any(type(layer) is not DynamicLayer for layer in cache.layers):
+        kinds = sorted({type(layer).__name__ for layer in cache.layers})
+        raise Unsupported(f"the model's cache has {kinds} layers (decode.sample handles plain dynamic layers)")
+    rows = torch.arange(len(prompt_ids), device=device).repeat_interleave(n)
+    cache.layers = [_InPlaceLayer(layer.keys[rows], layer.values[rows], capacity) for layer in cache.layers]
+    full_mask = torch.ones((len(rows), capacity), dtype=torch.long, device=device)
+    full_mask[:, :width] = mask[rows]
+    next_positions = positions[rows, -1] + 1
+    return out.logits[rows, -1].float(), cache, full_mask, next_positions
+
+
+@torch.no_grad()
+def sample(
+    model,
+    prompt_ids: list[list[int]],
+    n: int,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    eos_id: int,
+    pad_id: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """n samples per prompt (rows prompt-major, as ``generate`` with repeated inputs).
+
+    Returns ``tokens`` (R, S) long (pad after a row's end), ``logprobs`` (R, S) float (processed
+    logprobs of the sampled tokens) and ``lengths`` (R,) long (tokens per row, EOS included),
+    R = len(prompt_ids) * n, S <= max_new_tokens. Temperature 0 is greedy.
+    """
+    min_new = int(getattr(model.generation_config, "min_new_tokens", None) or 0)
+    capacity = max(len(p) for p in prompt_ids) + max_new_tokens
+    logits, cache, mask, positions = _prefill(model, prompt_ids, n, pad_id, capacity)
+    total, device = logits.shape[0], logits.device
+    top_p_warper = TopPLogitsWarper(top_p) if 0 < temperature and top_p < 1.0 else None
+    tokens = torch.full((total, max_new_tokens), pad_id, dtype=torch.long)
+    logprobs = torch.zeros((total, max_new_tokens))
+    lengths = torch.full((total,), max_new_tokens, dtype=torch.long)
+    rows = torch.arange(total, device=device)  # the output row of each batch row
+    alive = torch.ones(total, dtype=torch.bool, device=device)
+    width = mask.shape[1] - max_new_tokens  # the prompt columns of the cache
+    for step in range(max_new_tokens):
+        scores = logits
+        if step < min_new:
+            scores[:, eos_id] = -float("inf")
+        if temperature > 0:
+            if temperature != 1.0:
+                scores = scores / temperature
+            if top_p_warper is not None:
+                scores = top_p_warper(None, scores)
+            noise = torch.empty((total, scores.shape[1]), device=device).exponential_(1)
+            chosen = (torch.softmax(scores, dim=-1) / noise[rows]).argmax(dim=-1)
+        else:
+            chosen = scores.argmax(dim=-1)
+        picked = torch.log_softmax(scores, dim=-1).gather(1, chosen[:, None]).squeeze(1)
+        live = rows[alive].cpu()
+        tokens[live, step], logprobs[live, step] = chosen[alive].cpu(), picked[alive].cpu()
+        ended = alive & (chosen == eos_id)
+        lengths[rows[ended].cpu()] = step + 1
+        alive &= ~ended
+        if not bool(alive.any()) or step == max_new_tokens - 1:
+            break
+        if int((~alive).sum()) >= COMPACT_SHARE * len(alive):
+            keep = alive.nonzero().flatten()
+            for layer in cache.layers:
+                layer.keep_rows(keep)
+            mask, positions, chosen, rows, alive = mask[keep], positions[keep], chosen[keep], rows[keep], alive[keep]
+        else:
+            chosen = torch.where(alive, chosen, pad_id)
+        logits = (
+            model(
+                input_ids=chosen[:, None],
+                attention_mask=mask[:, : width + step + 1],
+                position_ids=positions[:, None],
+                past_key_values=cache,
+                use_cache=True,
+            )
+            .logits[:, -1]
+            .float()
+        )
+        positions = positions + 1
+    steps = int(lengths.max())
+    return tokens[:, :steps], logprobs[:, :steps], lengths
