@@ -7,14 +7,17 @@ against it in tests/rollout/test_decode.py) and the global RNG ends where ``gene
 The recorded logprobs are the processed ones (after temperature and top-p), as before.
 
 What it does not spend:
-  * one prefill per distinct prompt, not per sample: the prompt's cache is copied out to its n rows;
-  * the key/value cache lives in buffers with room for the whole generation, written in place
-    (transformers' ``DynamicLayer`` concatenates, copying the whole cache at every step);
+  * one prefill per distinct prompt, not per sample, and the prompt's keys/values are kept and
+    read once for its n samples (``prefix_cache.py``: the correction stream's prompts hold a whole
+    attempt, and reading n copies of them was most of a decode step);
+  * the generated tokens' keys/values live in buffers with room for the whole generation, written
+    in place (transformers' ``DynamicLayer`` concatenates, copying the whole cache at every step);
   * finished rows leave the batch (``generate`` decodes them until the longest row ends): when a
     quarter of the batch has finished, the rows still running are compacted.
 
 ``unsupported_reason`` names what it does not reproduce (generation-config processors beyond
-``min_new_tokens``, caches other than plain dynamic layers); ``HFEngine`` then calls ``generate``.
+``min_new_tokens``, model families whose attention it was not tested with, caches other than
+plain dynamic layers); ``HFEngine`` then calls ``generate``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import torch
 from torch import Tensor
 from transformers import TopPLogitsWarper
 from transformers.cache_utils import DynamicCache, DynamicLayer
+
+from cipo.rollout.prefix_cache import MODEL_TYPES, PromptSharedLayer, decoding
 
 # generation_config fields that make ``generate`` add a logits processor this loop does not have,
 # with the value (besides None) at which it adds none. min_new_tokens is handled; the sampling
@@ -67,51 +72,15 @@ def unsupported_reason(model: torch.nn.Module) -> str | None:
     changed = [name for name, neutral in _NEUTRAL.items() if getattr(config, name, None) not in (None, neutral)]
     if changed:
         return f"its generation_config sets {', '.join(changed)}, which only generate() applies"
-    if getattr(model.config, "is_encoder_decoder", False):
-        return "an encoder-decoder model"
+    model_type = getattr(model.config, "model_type", None)
+    if model_type not in MODEL_TYPES:
+        return f"model type {model_type!r} (its decode attention is tested for {', '.join(MODEL_TYPES)})"
     return None
 
 
-class _InPlaceLayer(DynamicLayer):
-    """A dynamic cache layer whose tensors are views of buffers with room for the whole generation."""
-
-    def __init__(self, keys: Tensor, values: Tensor, capacity: int) -> None:
-        super().__init__()
-        self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
-        self.length = keys.shape[-2]
-        self.key_buffer = keys.new_empty((*keys.shape[:2], capacity, keys.shape[-1]))
-        self.value_buffer = values.new_empty((*values.shape[:2], capacity, values.shape[-1]))
-        self.key_buffer[:, :, : self.length] = keys
-        self.value_buffer[:, :, : self.length] = values
-        self._expose()
-
-    def _expose(self) -> None:
-        self.keys = self.key_buffer[:, :, : self.length]
-        self.values = self.value_buffer[:, :, : self.length]
-
-    def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
-        end = self.length + key_states.shape[-2]
-        self.key_buffer[:, :, self.length : end] = key_states
-        self.value_buffer[:, :, self.length : end] = value_states
-        self.length = end
-        self._expose()
-        return self.keys, self.values
-
-    def get_seq_length(self) -> int:
-        return self.length
-
-    def keep_rows(self, rows: Tensor) -> None:
-        """Keep only batch rows ``rows`` (copies the filled part only)."""
-        for name in ("key_buffer", "value_buffer"):
-            old = getattr(self, name)
-            new = old.new_empty((len(rows), *old.shape[1:]))
-            new[:, :, : self.length] = old[rows, :, : self.length]
-            setattr(self, name, new)
-        self._expose()
-
-
-def _prefill(model, prompt_ids: list[list[int]], n: int, pad_id: int, capacity: int):
-    """Run each prompt once (left-padded); return first-step logits, cache, mask and positions for its n rows."""
+def _prefill(model, prompt_ids: list[list[int]], n: int, pad_id: int, max_new_tokens: int):
+    """Run each prompt once (left-padded); its n rows' first-step logits (R, V), the decode cache
+    layers and the rows' next positions (R,)."""
     device = next(model.parameters()).device
     width = max(len(p) for p in prompt_ids)
     ids = torch.full((len(prompt_ids), width), pad_id, dtype=torch.long)
@@ -134,12 +103,10 @@ def _prefill(model, prompt_ids: list[list[int]], n: int, pad_id: int, capacity: 
     if any(type(layer) is not DynamicLayer for layer in cache.layers):
         kinds = sorted({type(layer).__name__ for layer in cache.layers})
         raise Unsupported(f"the model's cache has {kinds} layers (decode.sample handles plain dynamic layers)")
+    bias = torch.zeros(mask.shape, device=device).masked_fill_(mask == 0, -float("inf"))
+    layers = [PromptSharedLayer(layer.keys, layer.values, bias, n, max_new_tokens) for layer in cache.layers]
     rows = torch.arange(len(prompt_ids), device=device).repeat_interleave(n)
-    cache.layers = [_InPlaceLayer(layer.keys[rows], layer.values[rows], capacity) for layer in cache.layers]
-    full_mask = torch.ones((len(rows), capacity), dtype=torch.long, device=device)
-    full_mask[:, :width] = mask[rows]
-    next_positions = positions[rows, -1] + 1
-    return out.logits[rows, -1].float(), cache, full_mask, next_positions
+    return out.logits[rows, -1].float(), layers, positions[rows, -1] + 1
 
 
 @torch.no_grad()
@@ -160,8 +127,7 @@ def sample(
     R = len(prompt_ids) * n, S <= max_new_tokens. Temperature 0 is greedy.
     """
     min_new = int(getattr(model.generation_config, "min_new_tokens", None) or 0)
-    capacity = max(len(p) for p in prompt_ids) + max_new_tokens
-    logits, cache, mask, positions = _prefill(model, prompt_ids, n, pad_id, capacity)
+    logits, layers, positions = _prefill(model, prompt_ids, n, pad_id, max_new_tokens)
     total, device = logits.shape[0], logits.device
     top_p_warper = TopPLogitsWarper(top_p) if 0 < temperature and top_p < 1.0 else None
     tokens = torch.full((total, max_new_tokens), pad_id, dtype=torch.long)
@@ -169,7 +135,8 @@ def sample(
     lengths = torch.full((total,), max_new_tokens, dtype=torch.long)
     rows = torch.arange(total, device=device)  # the output row of each batch row
     alive = torch.ones(total, dtype=torch.bool, device=device)
-    width = mask.shape[1] - max_new_tokens  # the prompt columns of the cache
+    cache = DynamicCache()
+    cache.layers = layers
     for step in range(max_new_tokens):
         scores = logits
         if step < min_new:
@@ -193,22 +160,20 @@ def sample(
             break
         if int((~alive).sum()) >= COMPACT_SHARE * len(alive):
             keep = alive.nonzero().flatten()
-            for layer in cache.layers:
+            for layer in layers:
                 layer.keep_rows(keep)
-            mask, positions, chosen, rows, alive = mask[keep], positions[keep], chosen[keep], rows[keep], alive[keep]
+            positions, chosen, rows, alive = positions[keep], chosen[keep], rows[keep], alive[keep]
         else:
             chosen = torch.where(alive, chosen, pad_id)
-        logits = (
-            model(
+        with decoding(model):
+            output = model(
                 input_ids=chosen[:, None],
-                attention_mask=mask[:, : width + step + 1],
                 position_ids=positions[:, None],
                 past_key_values=cache,
                 use_cache=True,
+                prompt_cache=layers,
             )
-            .logits[:, -1]
-            .float()
-        )
+        logits = output.logits[:, -1].float()
         positions = positions + 1
     steps = int(lengths.max())
     return tokens[:, :steps], logprobs[:, :steps], lengths
