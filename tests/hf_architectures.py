@@ -1,13 +1,14 @@
 """Tiny random Hugging Face causal LMs of real architectures, built from configs (no downloads).
 
 Imported as ``hf_architectures`` (tests/ is on sys.path). Each shape exercises something the
-built-in policy does not: untied embeddings, grouped-query attention, qkv biases (Qwen2).
+built-in policy does not: untied embeddings, grouped-query attention, qkv biases (Qwen2),
+query/key norms (Qwen3).
 """
 
 from __future__ import annotations
 
 import torch
-from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
+from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config, Qwen3Config
 
 VOCAB = 99  # the character tokenizer's size, so HFEngine can drive these models too
 _COMMON = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2, pad_token_id=0)
@@ -24,6 +25,9 @@ CONFIGS = {
     ),
     "qwen2_gqa_untied": lambda: Qwen2Config(
         **_COMMON, num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False, eos_token_id=1
+    ),
+    "qwen3_gqa_untied": lambda: Qwen3Config(
+        **_COMMON, num_attention_heads=4, num_key_value_heads=2, head_dim=16, tie_word_embeddings=False, eos_token_id=1
     ),
 }
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, Qwen2Config
+from transformers import AutoModelForCausalLM, MistralConfig, Qwen2Config
 
 import hf_architectures
 from cipo.rollout import decode
@@ -23,7 +23,7 @@ SETTINGS = {
 }
 
 
-@pytest.fixture(params=["tiny_builtin", "llama_gqa_untied", "qwen2_gqa_tied"])
+@pytest.fixture(params=["tiny_builtin", "llama_gqa_untied", "qwen2_gqa_tied", "qwen3_gqa_untied"])
 def model(request, tiny_policy):
     if request.param == "tiny_builtin":
         return tiny_policy[0]
@@ -131,6 +131,12 @@ def test_generation_config_processors_it_lacks_go_through_generate(tiny_policy, 
     finally:
         model.generation_config.repetition_penalty = 1.0
     assert decode.unsupported_reason(model) is None
+
+
+def test_untested_model_families_go_through_generate(built_tokenizer):
+    config = MistralConfig(**hf_architectures._COMMON, num_attention_heads=4, num_key_value_heads=2, eos_token_id=1)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    assert "model type 'mistral'" in HFEngine(model, built_tokenizer).use_generate
 
 
 def test_a_sliding_window_cache_goes_through_generate(built_tokenizer):
