@@ -140,6 +140,7 @@ def run_cipo(overrides: list[str], output_dir: Path) -> dict:
         phases["old_logprobs"] = values("time/old_logprobs_s")
     return {
         **step_summary(list(STEP_ENDS), phases),
+        "train_cpu_s": median(values("time/train_cpu_s")[1:]),  # CPU seconds of forward + backward
         "own_step_s": values("time/step_s"),  # cipo's own time/step_s (rollout start to epoch end)
         "generated_tokens": values("rollout/generated_tokens"),
         "trained_tokens": values("train/tokens"),

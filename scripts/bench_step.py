@@ -23,6 +23,12 @@ Reported per configuration and algorithm: median seconds of the step (wall and C
 phase (``time/generate_s``, ``verify_s``, ``forward_s`` = logprobs + loss, ``backward_s``, ``optimizer_s``;
 "other" = the rest), generated tokens, trained tokens; then the correction stream's cost: extra wall time
 (cipo / grpo - 1) next to extra generated tokens (the same ratio), split into generation and training.
+
+Last, how close the update runs to the machine's limit: the training forward + backward's achieved rate,
+6 x parameters x trained (loss) tokens / seconds, next to a matmul peak measured in the same process with the
+same threads (``matmul_peak``: the best of several fp32 2048^3 ``torch.mm``, before and after each
+configuration). Both in wall seconds (``time/forward_s + backward_s``) and per CPU second
+(``time/train_cpu_s``; on a shared machine the CPU figure is the one to trust).
 """
 
 from __future__ import annotations
@@ -73,6 +79,24 @@ def random_policy(size: str, length: int, folder: Path) -> tuple[str, int]:
     return str(folder), sum(p.numel() for p in model.parameters())
 
 
+def matmul_peak(size: int = 2048, repeats: int = 5) -> tuple[float, float]:
+    """(wall, CPU) GFLOP/s of the best of ``repeats`` fp32 ``size``^3 matmuls, at torch's current threads."""
+    import time
+
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)  # warm-up
+    best_wall = best_cpu = 0.0
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        torch.mm(a, b)
+        flops = 2 * size**3 / 1e9
+        best_wall = max(best_wall, flops / (time.perf_counter() - wall))
+        best_cpu = max(best_cpu, flops / max(time.process_time() - cpu, 1e-9))
+    return best_wall, best_cpu
+
+
 def overrides(args, algorithm: str, model_path: str, group: int, length: int, random: bool) -> list[str]:
     chosen = [
         f"algorithm={algorithm}",
@@ -109,6 +133,7 @@ def summarise(runs: list[dict]) -> dict[str, float]:
         "cpu_s": median([r["median_cpu_s"] for r in runs]),
         "generated": median([statistics.mean(r["generated_tokens"]) for r in runs]),
         "trained": median([statistics.mean(r["trained_tokens"]) for r in runs]),
+        "train_cpu": median([r["train_cpu_s"] for r in runs]),
     }
     for phase in PHASES:
         out[phase] = median([r["phase_s"].get(phase, 0.0) for r in runs])
@@ -149,22 +174,32 @@ def main() -> None:
             if random:
                 model_path, params = random_policy(size, length, work / f"policy_{size}_{length}")
             else:
-                model_path, params = "builtin", 0
+                model_path, params = "builtin", builtin_parameters()
             for group in args.groups:
                 runs: dict[str, list[dict]] = {"grpo": [], "cipo": []}
                 loads = [load_average()]
+                peaks = [matmul_peak()]
                 for round_index in range(args.repeats):
                     for algorithm in ("grpo", "cipo"):
                         folder = work / f"{size}_{length}_{group}_{algorithm}_{round_index}"
                         runs[algorithm].append(run(args, algorithm, model_path, group, length, random, folder))
                         loads.append(load_average())
+                peaks.append(matmul_peak())
                 summary = {name: summarise(values) for name, values in runs.items()}
+                summary["peak"] = tuple(max(values) for values in zip(*peaks))  # (wall, CPU) GFLOP/s
                 rows.append((size, params, group, length, summary, loads[0], loads[-1]))
-                raw.append({"size": size, "group": group, "length": length, "runs": runs, "loads": loads})
+                raw.append(dict(size=size, group=group, length=length, runs=runs, loads=loads, peaks=peaks))
                 print_row(*rows[-1])
     print_tables(rows)
     if args.out:
         args.out.write_text(json.dumps(raw, indent=1))
+
+
+def builtin_parameters() -> int:
+    from cipo.models.load import load_policy
+
+    model, _ = load_policy("builtin")
+    return sum(p.numel() for p in model.parameters())
 
 
 def print_row(size, params, group, length, summary, load_before, load_after) -> None:
@@ -219,6 +254,25 @@ def print_tables(rows) -> None:
         )
     header = ["size", "G", "L", "wall", "CPU", "generated tokens", "generate s", "forward+backward s", "trained tokens"]
     table(header, lines)
+    print(
+        "\nTraining forward + backward: 6 x parameters x trained tokens / seconds, next to the matmul peak "
+        "(fp32 2048^3 torch.mm, same process and threads)\n"
+    )
+    lines = []
+    for size, params, group, length, summary, *_ in rows:
+        peak_wall, peak_cpu = summary["peak"]
+        for name in ("grpo", "cipo"):
+            s = summary[name]
+            flops = 6 * params * s["trained"] / 1e9
+            wall = flops / max(s["forward"] + s["backward"], 1e-9)
+            cpu = flops / max(s["train_cpu"], 1e-9)
+            lines.append(
+                [size, str(group), str(length), name, f"{params / 1e6:.2f}M", f"{s['trained']:.0f}"]
+                + [f"{wall:.1f}", f"{peak_wall:.1f}", f"{100 * wall / peak_wall:.0f}%"]
+                + [f"{cpu:.1f}", f"{peak_cpu:.1f}", f"{100 * cpu / peak_cpu:.0f}%"]
+            )
+    header = ["size", "G", "L", "algo", "params", "trained tokens", "GFLOP/s wall", "peak wall", "share"]
+    table(header + ["GFLOP per CPU-s", "peak per CPU-s", "share"], lines)
 
 
 if __name__ == "__main__":

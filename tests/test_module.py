@@ -364,8 +364,12 @@ def test_logged_train_metrics(policy, built_tokenizer):
         "train/entropy",
         "rollout/logprob_diff_mean",
         "train/tokens",
+        "time/forward_s",
+        "time/backward_s",
+        "time/train_cpu_s",
     ):
         assert key in metrics, key
+    assert float(metrics["time/train_cpu_s"]) > 0
     assert float(metrics["train/lr"]) == pytest.approx(1e-2)
     assert float(metrics["train/loss"]) == pytest.approx(
         float(metrics["train/pg_loss"]) + algo.correction.coef * float(metrics["train/correction_loss"]), abs=1e-5

@@ -95,7 +95,8 @@ class CIPOModule(L.LightningModule):
         batch = self._current_batch()
         # Phase timers (time/*_s): plain perf_counter, no device sync; exact on CPU, where every op
         # is synchronous, and approximate on CUDA (the stats' .item() calls sync once per micro-batch).
-        timings = {"time/forward_s": 0.0, "time/backward_s": 0.0}
+        # time/train_cpu_s: the process's CPU seconds of forward + backward (steady on a shared machine).
+        timings = {"time/forward_s": 0.0, "time/backward_s": 0.0, "time/train_cpu_s": 0.0}
         if batch.old_logprobs is None and self.algorithm.updates_per_step > 1:
             started = time.perf_counter()
             batch.old_logprobs = self._policy_logprobs(batch)
@@ -111,13 +112,14 @@ class CIPOModule(L.LightningModule):
         totals: dict[str, float] = {}
         micro_batches = [micro for _, micro in self._micro_batches(mini)]
         for index, micro in enumerate(micro_batches):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             loss, stats = self._micro_batch_loss(micro, denominators)
             forward_done = time.perf_counter()
             with self._gradient_sync(index == len(micro_batches) - 1):
                 self.manual_backward(loss * scale if scale > 1 else loss)
             timings["time/forward_s"] += forward_done - started
             timings["time/backward_s"] += time.perf_counter() - forward_done
+            timings["time/train_cpu_s"] += time.process_time() - cpu_started
             for name, value in stats.items():
                 totals[name] = totals.get(name, 0.0) + value
         totals = sum_across_ranks(totals)  # per-rank shares of global sums -> the step's values
