@@ -17,6 +17,73 @@ PHASES = ("generate", "verify", "forward", "backward", "optimizer")
 STEP_ENDS: list[tuple[float, float]] = []  # (perf_counter, process_time) at the end of every RL step
 
 
+# Real models' shapes, built with random weights as Llama configs (the same tensors; the qwen2 model type
+# would make transformers swap our tokenizer class) for the character tokenizer padded to the vocabulary.
+SHAPES = {
+    "smollm2-135m": dict(  # SmolLM2-135M(-Instruct): Llama, GQA 9/3, tied embeddings
+        vocab_size=49152,
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        max_position_embeddings=2048,
+        rope_theta=100_000.0,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=True,
+    ),
+    "qwen2.5-0.5b": dict(  # Qwen2.5-0.5B: GQA 14/2, tied embeddings, qkv bias
+        vocab_size=151936,
+        hidden_size=896,
+        intermediate_size=4864,
+        num_hidden_layers=24,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        rope_theta=1_000_000.0,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=True,
+        attention_bias=True,
+    ),
+}
+
+
+def padded_char_tokenizer(vocab_size: int):
+    """The built-in character tokenizer, its vocabulary padded with unused tokens to ``vocab_size``."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from cipo.models.builtin import CHARSET, SPECIAL_TOKENS
+
+    vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS)}
+    for char in CHARSET:
+        vocab[char] = len(vocab)
+    for index in range(len(vocab), vocab_size):
+        vocab[f"<unused{index}>"] = index
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    backend.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=4096
+    )
+
+
+def shaped_policy(shape: str, folder: str, dtype: str = "float32", seed: int = 0):
+    """(model, tokenizer) of ``SHAPES[shape]`` with random weights, saved to ``folder`` (save_pretrained)."""
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from cipo.models.load import DTYPES
+
+    tokenizer = padded_char_tokenizer(SHAPES[shape]["vocab_size"])
+    config = LlamaConfig(pad_token_id=0, eos_token_id=1, bos_token_id=1, **SHAPES[shape])
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=DTYPES[dtype])
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return model, tokenizer
+
+
 def clock() -> tuple[float, float]:
     return time.perf_counter(), time.process_time()
 

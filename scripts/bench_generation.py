@@ -6,8 +6,7 @@
 
 Models: the shipped built-in policy (``model.path=builtin``), and a randomly initialised model of
 Qwen2.5-0.5B's shape (24 layers, hidden 896, MLP 4864, 14 heads / 2 KV heads, vocab 151936,
-tied embeddings, qkv bias) built as a Llama config (the same tensors; the qwen2 model type
-would make transformers swap our tokenizer class), with a character tokenizer padded to the
+tied embeddings, qkv bias; ``bench_common.SHAPES``) with a character tokenizer padded to the
 vocabulary. Each engine samples ``n`` completions of ``--new-tokens`` tokens for ``--prompts``
 arithmetic prompts at temperature 1; the first call warms up and is not timed. Tokens/s counts
 the tokens actually generated (the built-in policy stops at EOS).
@@ -21,53 +20,12 @@ import tempfile
 import time
 
 import torch
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
 
-from cipo.models.builtin import CHARSET, SPECIAL_TOKENS
+from bench_common import shaped_policy
 from cipo.models.load import DTYPES, load_policy
 from cipo.rollout.engine import SamplingSettings
 from cipo.rollout.hf_engine import HFEngine
 from cipo.tasks.arithmetic import arithmetic_records
-
-QWEN25_05B = dict(
-    vocab_size=151936,
-    hidden_size=896,
-    intermediate_size=4864,
-    num_hidden_layers=24,
-    num_attention_heads=14,
-    num_key_value_heads=2,
-    max_position_embeddings=4096,
-    rope_theta=1_000_000.0,
-    rms_norm_eps=1e-6,
-    tie_word_embeddings=True,
-    attention_bias=True,
-)
-
-
-def padded_char_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
-    """The built-in character tokenizer, its vocabulary padded with unused tokens to ``vocab_size``."""
-    vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS)}
-    for char in CHARSET:
-        vocab[char] = len(vocab)
-    for index in range(len(vocab), vocab_size):
-        vocab[f"<unused{index}>"] = index
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
-    backend.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=4096
-    )
-
-
-def qwen_shaped(folder: str, dtype: str):
-    tokenizer = padded_char_tokenizer(QWEN25_05B["vocab_size"])
-    config = LlamaConfig(pad_token_id=0, eos_token_id=1, bos_token_id=1, **QWEN25_05B)
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, dtype=DTYPES[dtype])
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return model, tokenizer
 
 
 def tokens_per_s(engine, prompts: list[str], n: int, settings: SamplingSettings) -> tuple[float, int]:
@@ -124,7 +82,7 @@ def main() -> None:
     compare("built-in policy", model.to(device), tokenizer, prompts, args.n, settings)
     if not args.skip_large:
         with tempfile.TemporaryDirectory(prefix="cipo_bench_") as folder:
-            model, tokenizer = qwen_shaped(folder, args.large_dtype)
+            model, tokenizer = shaped_policy("qwen2.5-0.5b", folder, args.large_dtype)
             name = f"Qwen2.5-0.5B shape {args.large_dtype}"
             compare(name, model.to(device), tokenizer, prompts, args.n, settings, model_path=folder)
 

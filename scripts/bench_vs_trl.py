@@ -3,6 +3,8 @@
     python scripts/bench_vs_trl.py                              # 16 prompts x 8 samples x 96 tokens, 10 steps, 2 rounds
     python scripts/bench_vs_trl.py --steps 20 --repeats 3 --threads 2
     python scripts/bench_vs_trl.py --prompts 8 --group 4 --max-new-tokens 32 --steps 6 --repeats 1   # a quick look
+    python scripts/bench_vs_trl.py --shape smollm2-135m --rollouts hf vllm --prompts 4 --group 4 \
+        --max-new-tokens 64 --micro-batch 16 --steps 3 --repeats 1         # a real model's shape, random weights
 
 Both sides train the shipped built-in policy (``cipo.models.builtin.builtin_policy_dir()``, fp32) on the
 built-in arithmetic task with the same verifier, on exactly the same prompts in the same order (the ones
@@ -27,12 +29,22 @@ logging, framework overhead).
 Seconds per step: wall clock (and the process's CPU time) between the ends of consecutive RL steps (a
 Lightning callback for cipo, a ``TrainerCallback`` for TRL), so all overhead counts; the first step
 (warm-up) is left out; medians. On a busy machine the CPU-time ratio is the steadier one.
-Peak memory: the worker process's maximum RSS. Held-out accuracy: after the run, each side's trained
+Peak memory: the worker process's maximum RSS. Tokens/s: generated tokens per step over the step's seconds
+(end to end) and over the generation phase's seconds. Held-out accuracy: after the run, each side's trained
 policy is evaluated by the same code (``cipo.rollout.evaluate``; ``--eval-problems`` held-out problems x
 4 samples, a fixed seed); the same algorithm on the same prompts should land close (a large gap means a
 bug on one side). TRL is installed by this script into its own venv (``--trl-venv``, default
 ``.bench/trl-venv``, git-ignored): ``pip install torch==<ours>`` first, then ``--trl-spec`` with datasets
 and accelerate, so its pins never touch cipo's environment.
+
+``--shape`` other than ``builtin`` (``bench_common.SHAPES``, e.g. SmolLM2-135M's: Llama, hidden 576, 30 layers,
+9 / 3 heads, vocab 49152, tied embeddings) trains a model of that shape with random weights, saved once and
+loaded by every run, fp32, with the character tokenizer padded to its vocabulary. Random weights almost never
+sample EOS (about 1 in 49152 per token), so every sample runs to ``--max-new-tokens`` on both sides, and the
+reward is ``bench_step.CoinFlipVerifier``'s (a CRC of completion and answer) on both sides: mixed groups,
+non-zero advantages, no held-out accuracy. ``--rollouts`` chooses cipo's engines (``hf``: ``rollout=hf``,
+HFEngine; ``vllm``: ``rollout=vllm``, the colocated vLLM engine with its weight sync after every step); TRL
+always samples with HF ``generate`` (``use_vllm=False``: its venv has no vLLM).
 """
 
 from __future__ import annotations
@@ -47,14 +59,34 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_common import PHASES, ROOT, clock, compose, load_average, median, peak_rss_mb, run_cipo, step_summary
+from bench_common import (
+    PHASES,
+    ROOT,
+    SHAPES,
+    clock,
+    compose,
+    load_average,
+    median,
+    peak_rss_mb,
+    run_cipo,
+    shaped_policy,
+    step_summary,
+)
 
 TRL_SPEC = "trl==1.16.0"
+CIPO_LABELS = {"hf": "cipo", "vllm": "cipo-vllm"}
+CONFIGURATIONS = {
+    "cipo": "cipo = cipo-train algorithm=grpo rollout=hf (HFEngine: decode.sample, prompt-shared cache)",
+    "cipo-vllm": "cipo-vllm = cipo-train algorithm=grpo rollout=vllm (colocated vLLM, weight sync every step)",
+    "trl": "trl = TRL GRPOTrainer (HF generate, use_vllm=False)",
+    "base": "base = cipo from --baseline-src (rollout=hf)",
+}
 
 
-def cipo_overrides(args) -> list[str]:
-    return [
+def cipo_overrides(args, rollout: str = "hf") -> list[str]:
+    chosen = [
         "algorithm=grpo",
+        f"rollout={rollout}",
         f"seed={args.seed}",
         f"num_threads={args.threads}",
         f"data.batch_size={args.prompts}",
@@ -68,13 +100,17 @@ def cipo_overrides(args) -> list[str]:
         f"optimizer.lr={args.lr}",
         f"trainer.max_epochs={args.steps}",
     ]
+    if args.model_path:  # a random model of --shape: fp32, coin-flip rewards
+        chosen += [f"model.path={args.model_path}", "model.dtype=float32"]
+        chosen.append("verifier._target_=bench_step.CoinFlipVerifier")  # importable: scripts/ is on sys.path
+    return chosen
 
 
 def cipo_worker(args) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    return run_cipo(cipo_overrides(args), Path(args.out).with_suffix(""))  # a folder per run: <label>/
+    return run_cipo(cipo_overrides(args, args.rollout), Path(args.out).with_suffix(""))  # a folder per run
 
 
 # --- TRL (runs in its own venv: imports only torch, transformers, trl, datasets and cipo's pure modules) ---
@@ -93,12 +129,17 @@ def trl_worker(args) -> dict:
     out = Path(args.out).with_suffix("")  # a folder per run: <label>/
     schedule = json.loads(Path(args.schedule).read_text())
     dataset = Dataset.from_list(schedule)
-    policy_dir = str(builtin_policy_dir())
+    policy_dir = args.model_path or str(builtin_policy_dir())
     tokenizer = AutoTokenizer.from_pretrained(policy_dir)
     model = AutoModelForCausalLM.from_pretrained(policy_dir, dtype=torch.float32)
 
     def exact_integer_reward(completions, answer, **_) -> list[float]:
         return [verify_exact_integer(c, a).reward for c, a in zip(completions, answer, strict=True)]
+
+    def coin_flip_reward(completions, answer, **_) -> list[float]:  # cipo's verifier for --shape runs
+        from bench_step import CoinFlipVerifier
+
+        return [result.reward for result in CoinFlipVerifier()(completions, answer)]
 
     sequences = args.prompts * args.group
     if sequences % args.micro_batch:
@@ -168,7 +209,7 @@ def trl_worker(args) -> dict:
 
     trainer = GRPOTrainer(
         model=model,
-        reward_funcs=exact_integer_reward,
+        reward_funcs=coin_flip_reward if args.model_path else exact_integer_reward,
         args=config,
         train_dataset=dataset,
         processing_class=tokenizer,
@@ -249,12 +290,16 @@ def heldout_accuracy(policy: str, args) -> float:
     return metrics["accuracy"]
 
 
-def run_worker(label: str, kind: str, python: Path, args, folder: Path, schedule: Path, src: Path) -> dict:
+def run_worker(
+    label: str, kind: str, python: Path, args, folder: Path, schedule: Path, src: Path, rollout: str = "hf"
+) -> dict:
     """One run in a fresh process; ``src`` is the cipo source tree on its path (TRL: only the pure modules)."""
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / f"{label}.json"
     command = [str(python), str(Path(__file__).resolve()), *sys.argv[1:]]
-    command += ["--worker", kind, "--out", str(out), "--schedule", str(schedule)]
+    command += ["--worker", kind, "--out", str(out), "--schedule", str(schedule), "--rollout", rollout]
+    if args.model_path:
+        command += ["--model-path", args.model_path]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false"}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONPATH=str(src))
     load = load_average()
@@ -293,7 +338,11 @@ def main() -> None:
     parser.add_argument("--trl-venv", type=Path, default=ROOT / ".bench" / "trl-venv")
     parser.add_argument("--trl-spec", default=TRL_SPEC, help="what pip installs for TRL")
     parser.add_argument("--keep", type=Path, default=None, help="keep run folders and logs here")
+    parser.add_argument("--shape", default="builtin", choices=["builtin", *SHAPES], help="the policy (see above)")
+    parser.add_argument("--rollouts", nargs="+", default=["hf"], choices=["hf", "vllm"], help="cipo's engines")
     parser.add_argument("--worker", choices=("cipo", "trl"), help=argparse.SUPPRESS)
+    parser.add_argument("--rollout", default="hf", help=argparse.SUPPRESS)
+    parser.add_argument("--model-path", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--schedule", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -314,6 +363,12 @@ def main() -> None:
     ).stdout.split()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="cipo_vs_trl_"))
     folder.mkdir(parents=True, exist_ok=True)
+    if args.shape != "builtin":
+        args.model_path = str(folder / f"policy_{args.shape}")
+        model, _ = shaped_policy(args.shape, args.model_path, seed=args.seed)
+        print(f"random {args.shape}-shaped policy: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters")
+        del model
+        args.eval_problems = 0  # random weights: accuracy means nothing
     schedule = folder / "schedule.json"
     schedule.write_text(json.dumps(prompt_schedule(args)))
     print(
@@ -323,19 +378,21 @@ def main() -> None:
         f"(transformers {trl_version[1]}); load average {load_average()}; runs in {folder}",
         flush=True,
     )
-    # (label, worker kind, python, cipo sources on the path)
-    contestants = [("cipo", "cipo", Path(sys.executable), ROOT / "src"), ("trl", "trl", trl_python, ROOT / "src")]
+    # (label, worker kind, python, cipo sources on the path, cipo's rollout engine)
+    contestants = [(CIPO_LABELS[r], "cipo", Path(sys.executable), ROOT / "src", r) for r in args.rollouts]
+    contestants.append(("trl", "trl", trl_python, ROOT / "src", "hf"))
     if args.baseline_src:
-        contestants.insert(0, ("base", "cipo", Path(sys.executable), args.baseline_src.resolve()))
+        contestants.insert(0, ("base", "cipo", Path(sys.executable), args.baseline_src.resolve(), "hf"))
+    print("configurations: " + "; ".join(CONFIGURATIONS[label] for label, *_ in contestants), flush=True)
     runs: dict[str, list[dict]] = {label: [] for label, *_ in contestants}
     for round_index in range(args.repeats):
-        for label, kind, python, src in contestants:
-            result = run_worker(label, kind, python, args, folder / f"round{round_index}", schedule, src)
+        for label, kind, python, src, rollout in contestants:
+            result = run_worker(label, kind, python, args, folder / f"round{round_index}", schedule, src, rollout)
             if args.eval_problems:
                 result["heldout_accuracy"] = heldout_accuracy(result["policy"], args)
             runs[label].append(result)
             print(
-                f"round {round_index} {label:>4}: median {result['median_step_s']:.3f} s/step, CPU "
+                f"round {round_index} {label:>9}: median {result['median_step_s']:.3f} s/step, CPU "
                 f"{result['median_cpu_s']:.3f} s/step (steps {' '.join(f'{s:.2f}' for s in result['step_s'])}); "
                 f"{fmt_shares(result['shares'])}; "
                 f"peak RSS {result['peak_rss_mb']:.0f} MB; held-out acc "
@@ -351,7 +408,12 @@ def main() -> None:
 
 def print_summary(runs: dict[str, list[dict]], initial: float, args) -> None:
     labels = list(runs)
-    names = {"cipo": "cipo (algorithm=grpo)", "trl": "TRL GRPOTrainer", "base": "cipo baseline (--baseline-src)"}
+    names = {
+        "cipo": "cipo (algorithm=grpo, rollout=hf)",
+        "cipo-vllm": "cipo (algorithm=grpo, rollout=vllm)",
+        "trl": "TRL GRPOTrainer",
+        "base": "cipo baseline (--baseline-src)",
+    }
 
     def row(title: str, cells: list[str]) -> None:
         print(f"| {title} | " + " | ".join(cells) + " |")
@@ -364,6 +426,8 @@ def print_summary(runs: dict[str, list[dict]], initial: float, args) -> None:
 
     step_s = {label: pooled(label, "step_s") for label in labels}
     cpu_s = {label: pooled(label, "cpu_s") for label in labels}
+    tokens = {label: median([statistics.mean(r["generated_tokens"]) for r in runs[label]]) for label in labels}
+    generate_s = {label: median([r["phase_s"].get("generate", float("nan")) for r in runs[label]]) for label in labels}
     print()
     row("", [names[label] for label in labels])
     print("|---|" + "---|" * len(labels))
@@ -377,25 +441,33 @@ def print_summary(runs: dict[str, list[dict]], initial: float, args) -> None:
         shares = [statistics.mean(r["shares"].get(phase, 0.0) for r in runs[label]) for label in labels]
         row(f"share: {phase}", [f"{100 * share:.0f}%" for share in shares])
     row("peak RSS (MB)", [f"{per_run(label, 'peak_rss_mb'):.0f}" for label in labels])
-    tokens = [median([statistics.mean(r["generated_tokens"]) for r in runs[label]]) for label in labels]
-    row("generated tokens / step", [f"{value:.0f}" for value in tokens])
+    row("generated tokens / step", [f"{tokens[label]:.0f}" for label in labels])
+    row(
+        "tokens/s, whole step (wall / CPU)",
+        [f"{tokens[k] / step_s[k]:.0f} / {tokens[k] / cpu_s[k]:.0f}" for k in labels],
+    )
+    row("tokens/s, generation phase (wall)", [f"{tokens[label] / generate_s[label]:.0f}" for label in labels])
     if args.eval_problems:
         row(
             f"held-out accuracy after {args.steps} steps",
             [f"{per_run(label, 'heldout_accuracy'):.3f}" for label in labels],
         )
+    print()
+    for label in [label for label in labels if label.startswith("cipo")] + (["base"] if "base" in runs else []):
+        print(
+            f"TRL s/step / {label} s/step = {step_s['trl'] / step_s[label]:.2f}x wall, "
+            f"{cpu_s['trl'] / cpu_s[label]:.2f}x CPU"
+        )
     print(
-        f"\nTRL s/step / cipo s/step = {step_s['trl'] / step_s['cipo']:.2f}x wall, {cpu_s['trl'] / cpu_s['cipo']:.2f}x "
-        "CPU (> 1: cipo is faster; target >= 1.0, aim 1.5). On a busy machine trust the CPU-time ratio more: "
+        "(> 1: cipo is faster; aim 1.5 on the default task.) On a busy machine trust the CPU-time ratio more: "
         "one thread's CPU seconds barely move with other jobs, its wall seconds do."
     )
-    if "base" in runs:
+    if "base" in runs and "cipo" in runs:
         print(
-            f"TRL / baseline = {step_s['trl'] / step_s['base']:.2f}x wall, {cpu_s['trl'] / cpu_s['base']:.2f}x CPU; "
             f"baseline / cipo = {step_s['base'] / step_s['cipo']:.2f}x wall, {cpu_s['base'] / cpu_s['cipo']:.2f}x CPU "
             "(the speed-up of these sources over the baseline)"
         )
-    if args.eval_problems:
+    if args.eval_problems and "cipo" in runs:
         accuracies = {label: per_run(label, "heldout_accuracy") for label in labels}
         gap = abs(accuracies["cipo"] - accuracies["trl"])
         # One sampling trajectory per side: after 10-30 steps seeds alone spread held-out accuracy by up to ~0.1
