@@ -75,45 +75,48 @@ class PromptSharedLayer(DynamicLayer):
         self._expose()
 
 
-def _by_prompt(values: Tensor, layer: PromptSharedLayer, fill: float = 0.0) -> Tensor:
-    """(R, kv, g, ...) per batch row -> (B, kv, n * g, ...) per prompt (empty slots: ``fill``)."""
+def _by_prompt(values: Tensor, layer: PromptSharedLayer) -> Tensor:
+    """(R, kv, g, d) per batch row -> (B, kv, n * g, d) per prompt (slots of finished rows: 0)."""
     prompts, n = layer.prompt_keys.shape[0], layer.n
-    slots = values.new_full((prompts * n, *values.shape[1:]), fill)
-    slots[layer.rows] = values
-    slots = slots.view(prompts, n, *values.shape[1:]).transpose(1, 2)  # (B, kv, n, g, ...)
-    return slots.reshape(prompts, values.shape[1], n * values.shape[2], *values.shape[3:])
+    if len(layer.rows) < prompts * n:  # compacted: rows go back to their (prompt, sample) slots
+        values = values.new_zeros((prompts * n, *values.shape[1:])).index_copy_(0, layer.rows, values)
+    kv, groups, dim = values.shape[1:]
+    return values.view(prompts, n, kv, groups, dim).transpose(1, 2).reshape(prompts, kv, n * groups, dim)
 
 
 def _by_row(values: Tensor, layer: PromptSharedLayer, groups: int) -> Tensor:
     """Inverse of ``_by_prompt``: (B, kv, n * g, ...) -> (R, kv, g, ...) for the batch rows."""
     prompts, kv, n = values.shape[0], values.shape[1], layer.n
     slots = values.view(prompts, kv, n, groups, *values.shape[3:]).transpose(1, 2)
-    return slots.reshape(prompts * n, kv, groups, *values.shape[3:])[layer.rows]
+    slots = slots.reshape(prompts * n, kv, groups, *values.shape[3:])
+    return slots if len(layer.rows) == prompts * n else slots[layer.rows]
 
 
 def shared_prompt_attention(
     module, query: Tensor, key: Tensor, value: Tensor, attention_mask, scaling: float, dropout: float = 0.0, **kwargs
 ) -> tuple[Tensor, None]:
     """One decode step's attention: query (R, heads, 1, d); key/value (R, kv, S, d) the generated
-    tokens (this step's included); returns (R, 1, heads, d) like transformers' sdpa function."""
-    layer = kwargs.get("prompt_cache")
-    if not isinstance(layer, list) or query.shape[2] != 1 or dropout or kwargs.get("sliding_window") is not None:
+    tokens (this step's included); returns (R, 1, heads, d) like transformers' sdpa function.
+
+    Each part is a softmax with its log-sum-exp; softmax over both parts together is then
+    ``own + sigmoid(lse_prompt - lse_own) * (prompt - own)``. Both parts read keys/values, so a step
+    costs the bytes of B prompts plus R rows' own tokens instead of R copies of the prompts.
+    """
+    layers = kwargs.get("prompt_cache")
+    if not isinstance(layers, list) or query.shape[2] != 1 or dropout or kwargs.get("sliding_window") is not None:
         raise RuntimeError(f"{ATTENTION_NAME} runs single-token decode steps of decode.sample only")
-    layer = layer[module.layer_idx]
+    layer = layers[module.layer_idx]
     rows, heads, _, dim = query.shape
     kv = key.shape[1]
     groups = heads // kv
-    dtype = query.dtype
-    q = query.view(rows, kv, groups, dim).float()
-    prompt = (_by_prompt(q, layer) @ layer.prompt_keys.float().transpose(-1, -2)) * scaling
-    prompt = prompt + layer.prompt_bias[:, None, None, :]  # (B, kv, n * g, P); -inf on prompt padding
-    own = (q @ key.float().transpose(-1, -2)) * scaling  # (R, kv, g, S)
-    top = torch.maximum(_by_row(prompt.amax(-1), layer, groups), own.amax(-1))  # (R, kv, g)
-    prompt_weights = torch.exp(prompt - _by_prompt(top, layer)[..., None])
-    own_weights = torch.exp(own - top[..., None])
-    numerator = _by_row(prompt_weights @ layer.prompt_values.float(), layer, groups) + own_weights @ value.float()
-    denominator = _by_row(prompt_weights.sum(-1), layer, groups) + own_weights.sum(-1)
-    out = (numerator / denominator[..., None]).to(dtype)  # (R, kv, g, d)
+    q = query.view(rows, kv, groups, dim).float() * scaling
+    prompt = _by_prompt(q, layer) @ layer.prompt_keys.float().transpose(-1, -2) + layer.prompt_bias[:, None, None, :]
+    own = q @ key.float().transpose(-1, -2)  # (R, kv, g, S); (B, kv, n * g, P) above, -inf on prompt padding
+    prompt_out = _by_row(torch.softmax(prompt, dim=-1) @ layer.prompt_values.float(), layer, groups)
+    prompt_lse = _by_row(torch.logsumexp(prompt, dim=-1, keepdim=True), layer, groups)
+    own_out = torch.softmax(own, dim=-1) @ value.float()
+    share = torch.sigmoid(prompt_lse - torch.logsumexp(own, dim=-1, keepdim=True))
+    out = (own_out + share * (prompt_out - own_out)).to(query.dtype)  # (R, kv, g, d)
     return out.view(rows, 1, heads, dim), None
 
 
