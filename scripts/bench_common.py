@@ -68,17 +68,23 @@ def padded_char_tokenizer(vocab_size: int):
     )
 
 
+def shaped_config(shape: str):
+    """The LlamaConfig of ``SHAPES[shape]`` with the character tokenizer's special ids."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(pad_token_id=0, eos_token_id=1, bos_token_id=1, **SHAPES[shape])
+
+
 def shaped_policy(shape: str, folder: str, dtype: str = "float32", seed: int = 0):
     """(model, tokenizer) of ``SHAPES[shape]`` with random weights, saved to ``folder`` (save_pretrained)."""
     import torch
-    from transformers import AutoModelForCausalLM, LlamaConfig
+    from transformers import AutoModelForCausalLM
 
     from cipo.models.load import DTYPES
 
     tokenizer = padded_char_tokenizer(SHAPES[shape]["vocab_size"])
-    config = LlamaConfig(pad_token_id=0, eos_token_id=1, bos_token_id=1, **SHAPES[shape])
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config, dtype=DTYPES[dtype])
+    model = AutoModelForCausalLM.from_config(shaped_config(shape), dtype=DTYPES[dtype])
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return model, tokenizer

@@ -34,6 +34,22 @@ def test_coin_flip_verifier_is_deterministic_and_mixed():
     assert 0.3 < sum(first) / 200 < 0.7
 
 
+def test_smollm2_shape_has_the_real_models_parameter_count():
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):  # no memory: only the shapes
+        model = AutoModelForCausalLM.from_config(bench_common.shaped_config("smollm2-135m"))
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008  # SmolLM2-135M, tied embeddings
+    tokenizer = bench_common.padded_char_tokenizer(49152)
+    assert len(tokenizer) == 49152 and tokenizer("Q:1+2\nA:")["input_ids"][:2] == tokenizer("Q:")["input_ids"]
+
+
+def test_matmul_peak_is_measured_in_wall_and_cpu_seconds():
+    wall, cpu = bench_step.matmul_peak(size=128, repeats=2)
+    assert wall > 0 and cpu > 0
+
+
 def test_random_policy_samples_exactly_the_requested_length(tmp_path):
     from cipo.models.load import load_policy
     from cipo.rollout.engine import SamplingSettings
@@ -56,3 +72,4 @@ def test_bench_step_runs_grpo_and_cipo(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "| 5M | 4 | 8 | grpo |" in printed and "| 5M | 4 | 8 | cipo |" in printed
     assert "What the correction stream adds" in printed and out.is_file()
+    assert "Training forward + backward" in printed and "| 5M | 4 | 8 | cipo | 5.14M |" in printed
