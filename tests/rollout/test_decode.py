@@ -139,6 +139,23 @@ def test_untested_model_families_go_through_generate(built_tokenizer):
     assert "model type 'mistral'" in HFEngine(model, built_tokenizer).use_generate
 
 
+def test_rope_types_that_rewrite_buffers_go_through_generate(built_tokenizer):
+    config = hf_architectures.CONFIGS["llama_mha_tied"]()
+    config.rope_parameters = {"rope_type": "dynamic", "factor": 2.0, "rope_theta": 10000.0}
+    model = AutoModelForCausalLM.from_config(config).eval()
+    assert "rope_type 'dynamic'" in HFEngine(model, built_tokenizer).use_generate
+
+
+def test_training_runs_after_sampling(tiny_policy, built_tokenizer):
+    """Nothing sample() leaves behind breaks the next training step: it runs in inference mode, and
+    it routes attention through its own function only while it decodes (the config is restored)."""
+    model = tiny_policy[0]
+    HFEngine(model, built_tokenizer).generate(PROMPTS, 2, SETTINGS["T=1"], seed=0)
+    ids = built_tokenizer(PROMPTS[:1], return_tensors="pt")["input_ids"]
+    model(input_ids=ids).logits.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
 def test_a_sliding_window_cache_goes_through_generate(built_tokenizer):
     config = Qwen2Config(
         **hf_architectures._COMMON,

@@ -75,6 +75,9 @@ def unsupported_reason(model: torch.nn.Module) -> str | None:
     model_type = getattr(model.config, "model_type", None)
     if model_type not in MODEL_TYPES:
         return f"model type {model_type!r} (its decode attention is tested for {', '.join(MODEL_TYPES)})"
+    rope = getattr(model.config, "rope_parameters", None) or {}
+    if rope.get("rope_type") in ("dynamic", "longrope"):  # they rewrite a buffer in forward (see sample)
+        return f"rope_type {rope['rope_type']!r}"
     return None
 
 
@@ -109,7 +112,10 @@ def _prefill(model, prompt_ids: list[list[int]], n: int, pad_id: int, max_new_to
     return out.logits[rows, -1].float(), layers, positions[rows, -1] + 1
 
 
-@torch.no_grad()
+# Inference mode, not just no_grad: ~6% less per-op overhead. A forward that stored a tensor in a
+# module (dynamic rope types rewrite inv_freq) would leave an inference tensor that training cannot
+# use, so unsupported_reason keeps those models on generate().
+@torch.inference_mode()
 def sample(
     model,
     prompt_ids: list[list[int]],
