@@ -102,7 +102,8 @@ def cipo_overrides(args, rollout: str = "hf") -> list[str]:
     ]
     if args.model_path:  # a random model of --shape: fp32, coin-flip rewards
         chosen += [f"model.path={args.model_path}", "model.dtype=float32"]
-        chosen.append("verifier._target_=bench_step.CoinFlipVerifier")  # importable: scripts/ is on sys.path
+        # importable: scripts/ is on sys.path; data.verifier says the data set is scored by it on purpose
+        chosen += ["verifier._target_=bench_step.CoinFlipVerifier", "data.verifier=bench_step.CoinFlipVerifier"]
     return chosen
 
 
