@@ -36,3 +36,19 @@ def build(name: str, attn_implementation: str = "sdpa", seed: int = 0) -> torch.
     """A random model of ``CONFIGS[name]`` in train mode."""
     torch.manual_seed(seed)
     return AutoModelForCausalLM.from_config(CONFIGS[name](), attn_implementation=attn_implementation).train()
+
+
+def sliding_window_model() -> torch.nn.Module:
+    """A Qwen2 whose every layer uses sliding-window attention: its cache layers are not plain
+    dynamic ones, which both prefix-shared paths refuse (the training forward, decode.sample)."""
+    config = Qwen2Config(
+        **_COMMON,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        use_sliding_window=True,
+        sliding_window=4,
+        max_window_layers=0,
+        eos_token_id=1,
+    )
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").train()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import Qwen2Config
 
 import hf_architectures
 from cipo.algorithms.logprobs import token_logprobs
@@ -133,18 +132,7 @@ def test_unsupported_models_are_named():
 
 
 def test_sliding_window_cache_falls_back_with_its_reason(caplog):
-    config = Qwen2Config(
-        **{k: v for k, v in hf_architectures._COMMON.items()},
-        num_attention_heads=4,
-        num_key_value_heads=1,
-        use_sliding_window=True,
-        sliding_window=4,
-        max_window_layers=0,
-    )
-    torch.manual_seed(0)
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").train()
+    model = hf_architectures.sliding_window_model()
     input_ids, attention_mask, prompt_lengths, _ = make_batch(hf_architectures.VOCAB)
     sharing = PrefixSharing()
     with caplog.at_level("WARNING"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, MistralConfig, Qwen2Config
+from transformers import AutoModelForCausalLM, MistralConfig
 
 import hf_architectures
 from cipo.rollout import decode
@@ -157,17 +157,7 @@ def test_training_runs_after_sampling(tiny_policy, built_tokenizer):
 
 
 def test_a_sliding_window_cache_goes_through_generate(built_tokenizer):
-    config = Qwen2Config(
-        **hf_architectures._COMMON,
-        num_attention_heads=4,
-        num_key_value_heads=1,
-        use_sliding_window=True,
-        sliding_window=4,
-        max_window_layers=0,
-        eos_token_id=1,
-    )
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").eval()
+    model = hf_architectures.sliding_window_model().eval()
     engine = HFEngine(model, built_tokenizer)
     ours = run(engine, SETTINGS["T=1"], seed=3)
     assert "DynamicSlidingWindowLayer" in engine.use_generate  # found at the prefill, before any draw
