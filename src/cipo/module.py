@@ -155,8 +155,12 @@ class CIPOModule(L.LightningModule):
         return objective_denominators(masks, batch.loss_mask, self.algorithm.loss_agg)
 
     def _micro_batches(self, batch: RolloutBatch) -> Iterator[tuple[torch.Tensor, RolloutBatch]]:
-        """``(rows, micro-batch)`` pairs from ``plan_micro_batches``: length-sorted, padding cut."""
-        for rows, width in plan_micro_batches(batch.attention_mask, self.settings.micro_batch_size):
+        """``(rows, micro-batch)`` pairs from ``plan_micro_batches``: length-sorted, padding cut
+        (by prompt, then continuation length, when shared prompts run once)."""
+        prompts = batch.prompt_lengths if self.prefix_sharing.enabled else None
+        for rows, width in plan_micro_batches(
+            batch.attention_mask, self.settings.micro_batch_size, prompt_lengths=prompts
+        ):
             yield rows, batch.select(rows, width=width)
 
     def _shared_prefixes(self, batch: RolloutBatch) -> PrefixPlan | None:

@@ -36,6 +36,23 @@ def test_every_row_exactly_once_and_padding_bounded():
         assert width == max(row_lengths) and 1.5 * min(row_lengths) >= max(row_lengths)
 
 
+def test_with_prompt_lengths_long_prompts_and_short_ones_never_share_a_micro_batch():
+    # main rows: prompt 14, totals 40..70; correction rows: prompt 60 and 80, totals 90..150
+    prompts = [14] * 6 + [60] * 3 + [80] * 3
+    lengths = [40, 70, 55, 45, 62, 50, 90, 120, 100, 150, 110, 130]
+    plan = plan_micro_batches(mask_of(lengths, 150), 64, 1.5, prompt_lengths=torch.tensor(prompts))
+    assert sorted(torch.cat([rows for rows, _ in plan]).tolist()) == list(range(12))
+    for rows, width in plan:
+        row_prompts = [prompts[i] for i in rows.tolist()]
+        continuations = [lengths[i] - prompts[i] + 1 for i in rows.tolist()]
+        assert width == max(lengths[i] for i in rows.tolist())
+        assert 1.5 * min(row_prompts) >= max(row_prompts) and 1.5 * min(continuations) >= max(continuations)
+    assert all(len({prompts[i] == 14 for i in rows.tolist()}) == 1 for rows, _ in plan)
+    # by total length alone the longest main row (70) and the shortest correction rows (90, 100) share one
+    by_total = [set(rows.tolist()) for rows, _ in plan_micro_batches(mask_of(lengths, 150), 64, 1.5)]
+    assert any({1, 6} <= rows for rows in by_total)
+
+
 def test_an_all_padding_row_still_gets_width_one():
     plan = plan_micro_batches(mask_of([0, 0], 4), max_rows=4)
     assert [(rows.tolist(), width) for rows, width in plan] == [([0, 1], 1)]

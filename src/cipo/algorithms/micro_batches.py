@@ -35,29 +35,51 @@ def row_ends(attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 def plan_micro_batches(
-    attention_mask: torch.Tensor, max_rows: int, max_pad_ratio: float = MAX_PAD_RATIO
+    attention_mask: torch.Tensor,
+    max_rows: int,
+    max_pad_ratio: float = MAX_PAD_RATIO,
+    prompt_lengths: torch.Tensor | None = None,
 ) -> list[tuple[torch.Tensor, int]]:
     """``(rows, width)`` pairs covering every row of an (N, T) mask exactly once.
 
-    ``rows`` (long, at most ``max_rows``) index the batch, longest first; ``width`` is the number
-    of leading positions the micro-batch needs (its longest row's end, at least 1). Within one
-    micro-batch, ``max_pad_ratio * shortest >= longest``.
+    ``rows`` (long, at most ``max_rows``) index the batch; ``width`` is the number of leading
+    positions the micro-batch needs (its longest row's end, at least 1). Within one micro-batch,
+    ``max_pad_ratio * shortest >= longest``, of the rows' lengths.
+
+    With ``prompt_lengths`` (N,) (the trainer runs each shared prompt once,
+    models/prefix_sharing.py) a row costs its prompt once per micro-batch plus its continuation,
+    so rows are first split into classes of prompt lengths within ``max_pad_ratio`` of each other
+    (the long correction prompts apart from the short ones), and each class is planned by
+    continuation length (completion + the last prompt token).
     """
     if max_rows < 1:
         raise ValueError(f"max_rows must be >= 1, got {max_rows}")
     if max_pad_ratio < 1:
         raise ValueError(f"max_pad_ratio must be >= 1, got {max_pad_ratio}")
     ends = row_ends(attention_mask)
-    order = torch.argsort(ends, descending=True, stable=True)
-    lengths = ends[order].tolist()
-    plan, start = [], 0
-    while start < len(lengths):
-        stop = start + 1
-        while stop < len(lengths) and stop - start < max_rows and max_pad_ratio * lengths[stop] >= lengths[start]:
-            stop += 1
-        plan.append((order[start:stop], max(lengths[start], 1)))
-        start = stop
+    if prompt_lengths is None:
+        return [(rows, max(int(ends[rows].max()), 1)) for rows in _runs(ends, max_rows, max_pad_ratio)]
+    plan = []
+    for prompt_class in _runs(prompt_lengths, len(ends), max_pad_ratio):
+        continuations = (ends - prompt_lengths + 1)[prompt_class]
+        for rows in _runs(continuations, max_rows, max_pad_ratio):
+            plan.append((prompt_class[rows], max(int(ends[prompt_class[rows]].max()), 1)))
     return plan
+
+
+def _runs(lengths: torch.Tensor, max_rows: int, max_pad_ratio: float) -> list[torch.Tensor]:
+    """Indices of ``lengths`` sorted longest first, cut into runs of at most ``max_rows`` whose
+    shortest is within ``max_pad_ratio`` of their longest."""
+    order = torch.argsort(lengths, descending=True, stable=True)
+    values = lengths[order].tolist()
+    runs, start = [], 0
+    while start < len(values):
+        stop = start + 1
+        while stop < len(values) and stop - start < max_rows and max_pad_ratio * values[stop] >= values[start]:
+            stop += 1
+        runs.append(order[start:stop])
+        start = stop
+    return runs
 
 
 def mini_batch_rows(num_rows: int, update: int, num_mini_batches: int, step: int) -> torch.Tensor:

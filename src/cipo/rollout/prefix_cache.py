@@ -109,6 +109,8 @@ def shared_prompt_attention(
     rows, heads, _, dim = query.shape
     kv = key.shape[1]
     groups = heads // kv
+    if rows <= layer.prompt_keys.shape[0]:  # few rows left: copying their prompts is cheaper than grouping
+        return _per_row_attention(query, key, value, layer, scaling)
     q = query.view(rows, kv, groups, dim).float() * scaling
     prompt = _by_prompt(q, layer) @ layer.prompt_keys.float().transpose(-1, -2) + layer.prompt_bias[:, None, None, :]
     own = q @ key.float().transpose(-1, -2)  # (R, kv, g, S); (B, kv, n * g, P) above, -inf on prompt padding
@@ -118,6 +120,18 @@ def shared_prompt_attention(
     share = torch.sigmoid(prompt_lse - torch.logsumexp(own, dim=-1, keepdim=True))
     out = (own_out + share * (prompt_out - own_out)).to(query.dtype)  # (R, kv, g, d)
     return out.view(rows, 1, heads, dim), None
+
+
+def _per_row_attention(query: Tensor, key: Tensor, value: Tensor, layer: PromptSharedLayer, scaling: float):
+    """The same attention for a few rows: each row's prompt copied in front of its own tokens, one SDPA."""
+    prompts = torch.div(layer.rows, layer.n, rounding_mode="floor")
+    keys = torch.cat([layer.prompt_keys[prompts], key], dim=2)
+    values = torch.cat([layer.prompt_values[prompts], value], dim=2)
+    bias = torch.cat([layer.prompt_bias[prompts], layer.prompt_bias.new_zeros(len(prompts), key.shape[2])], dim=1)
+    out = torch.nn.functional.scaled_dot_product_attention(
+        query, keys, values, attn_mask=bias[:, None, None, :].to(query.dtype), scale=scaling, enable_gqa=True
+    )
+    return out.transpose(1, 2), None
 
 
 AttentionInterface.register(ATTENTION_NAME, shared_prompt_attention)
