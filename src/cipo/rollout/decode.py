@@ -136,11 +136,9 @@ def sample(
     logits, layers, positions = _prefill(model, prompt_ids, n, pad_id, max_new_tokens)
     total, device = logits.shape[0], logits.device
     top_p_warper = TopPLogitsWarper(top_p) if 0 < temperature and top_p < 1.0 else None
-    tokens = torch.full((total, max_new_tokens), pad_id, dtype=torch.long)
-    logprobs = torch.zeros((total, max_new_tokens))
-    lengths = torch.full((total,), max_new_tokens, dtype=torch.long)
     rows = torch.arange(total, device=device)  # the output row of each batch row
     alive = torch.ones(total, dtype=torch.bool, device=device)
+    history = []  # (rows, sampled, logprob) of every step; a finished row's entries past its EOS are cut below
     cache = DynamicCache()
     cache.layers = layers
     for step in range(max_new_tokens):
@@ -156,15 +154,12 @@ def sample(
             chosen = (torch.softmax(scores, dim=-1) / noise[rows]).argmax(dim=-1)
         else:
             chosen = scores.argmax(dim=-1)
-        picked = torch.log_softmax(scores, dim=-1).gather(1, chosen[:, None]).squeeze(1)
-        live = rows[alive].cpu()
-        tokens[live, step], logprobs[live, step] = chosen[alive].cpu(), picked[alive].cpu()
-        ended = alive & (chosen == eos_id)
-        lengths[rows[ended].cpu()] = step + 1
-        alive &= ~ended
-        if not bool(alive.any()) or step == max_new_tokens - 1:
+        history.append((rows, chosen, torch.log_softmax(scores, dim=-1).gather(1, chosen[:, None]).squeeze(1)))
+        alive &= chosen != eos_id
+        finished = len(alive) - int(alive.sum())
+        if finished == len(alive) or step == max_new_tokens - 1:
             break
-        if int((~alive).sum()) >= COMPACT_SHARE * len(alive):
+        if finished >= COMPACT_SHARE * len(alive):
             keep = alive.nonzero().flatten()
             for layer in layers:
                 layer.keep_rows(keep)
@@ -181,5 +176,18 @@ def sample(
             )
         logits = output.logits[:, -1].float()
         positions = positions + 1
-    steps = int(lengths.max())
-    return tokens[:, :steps], logprobs[:, :steps], lengths
+    return _assemble(history, total, eos_id, pad_id)
+
+
+def _assemble(history: list[tuple[Tensor, Tensor, Tensor]], total: int, eos_id: int, pad_id: int):
+    """(tokens, logprobs, lengths) from the per-step history, everything after a row's EOS cut."""
+    steps = len(history)
+    tokens = torch.full((total, steps), pad_id, dtype=torch.long)
+    logprobs = torch.zeros((total, steps))
+    for step, (rows, sampled, logprob) in enumerate(history):
+        rows = rows.cpu()
+        tokens[rows, step], logprobs[rows, step] = sampled.cpu(), logprob.cpu()
+    is_eos = tokens == eos_id
+    lengths = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1) + 1, steps)
+    after = torch.arange(steps)[None, :] >= lengths[:, None]
+    return tokens.masked_fill(after, pad_id), logprobs.masked_fill(after, 0.0), lengths
