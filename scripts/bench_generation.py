@@ -1,7 +1,9 @@
-"""Generation throughput: HFEngine (transformers ``generate``) vs VLLMEngine, same prompts and lengths.
+"""Generation throughput: HFEngine (its own loop, ``decode.sample``), transformers ``generate`` and VLLMEngine,
+same prompts and lengths.
 
     python scripts/bench_generation.py                        # built-in policy + a Qwen2.5-0.5B-shaped model
     python scripts/bench_generation.py --skip-large --prompts 32
+    python scripts/bench_generation.py --skip-large --skip-vllm --prompts 16 --n 8 --new-tokens 96 --threads 1
     python scripts/bench_generation.py --large-dtype bfloat16
 
 Models: the shipped built-in policy (``model.path=builtin``), and a randomly initialised model of
@@ -37,24 +39,36 @@ def tokens_per_s(engine, prompts: list[str], n: int, settings: SamplingSettings)
     return tokens / seconds, tokens
 
 
-def compare(name: str, model, tokenizer, prompts, n, settings, model_path=None) -> dict[str, float]:
-    from cipo.rollout.vllm_engine import VLLMEngine
-
+def compare(name: str, model, tokenizer, prompts, n, settings, model_path=None, skip_vllm=False) -> dict[str, float]:
+    """tokens/s of HFEngine's own loop (``decode.sample``), of HFEngine through ``model.generate``, and of vLLM."""
     model.eval()
-    hf_rate, hf_tokens = tokens_per_s(HFEngine(model, tokenizer, batch_size=len(prompts)), prompts, n, settings)
-    started = time.perf_counter()
-    engine = VLLMEngine(model, tokenizer, model_path=model_path)
-    start_s = time.perf_counter() - started
-    report = engine.sync_weights()
-    vllm_rate, vllm_tokens = tokens_per_s(engine, prompts, n, settings)
-    engine.close()
-    print(
-        f"{name:>22}: HF {hf_rate:8.1f} tok/s ({hf_tokens} tokens) | vLLM {vllm_rate:8.1f} tok/s "
-        f"({vllm_tokens} tokens; start {start_s:.1f} s, sync {report.push_s:.2f} s, "
-        f"probe diff {report.logprob_diff:.2g}) | vLLM/HF {vllm_rate / hf_rate:.2f}x",
-        flush=True,
+    engine = HFEngine(model, tokenizer, batch_size=len(prompts))
+    through_generate = HFEngine(model, tokenizer, batch_size=len(prompts))
+    through_generate.use_generate = "measured: transformers generate()"
+    hf_rate, hf_tokens = tokens_per_s(engine, prompts, n, settings)
+    generate_rate, generate_tokens = tokens_per_s(through_generate, prompts, n, settings)
+    line = (
+        f"{name:>22}: HFEngine {hf_rate:8.1f} tok/s ({hf_tokens} tokens; "
+        f"{'generate()' if engine.use_generate else 'decode.sample'}) | HF generate() {generate_rate:8.1f} tok/s "
+        f"({generate_tokens} tokens) | HFEngine/generate {hf_rate / generate_rate:.2f}x"
     )
-    return {"hf": hf_rate, "vllm": vllm_rate}
+    rates = {"hf": hf_rate, "generate": generate_rate}
+    if not skip_vllm:
+        from cipo.rollout.vllm_engine import VLLMEngine
+
+        started = time.perf_counter()
+        vllm_engine = VLLMEngine(model, tokenizer, model_path=model_path)
+        start_s = time.perf_counter() - started
+        report = vllm_engine.sync_weights()
+        rates["vllm"], vllm_tokens = tokens_per_s(vllm_engine, prompts, n, settings)
+        vllm_engine.close()
+        line += (
+            f" | vLLM {rates['vllm']:8.1f} tok/s ({vllm_tokens} tokens; start {start_s:.1f} s, sync "
+            f"{report.push_s:.2f} s, probe diff {report.logprob_diff:.2g}) | vLLM/HFEngine "
+            f"{rates['vllm'] / hf_rate:.2f}x"
+        )
+    print(line, flush=True)
+    return rates
 
 
 def main() -> None:
@@ -64,6 +78,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--large-dtype", default="float32", choices=sorted(DTYPES))
     parser.add_argument("--skip-large", action="store_true", help="only the built-in policy")
+    parser.add_argument("--skip-vllm", action="store_true", help="only HFEngine and transformers generate()")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
     for key, value in {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}.items():
@@ -79,12 +94,12 @@ def main() -> None:
         flush=True,
     )
     model, tokenizer = load_policy("builtin")
-    compare("built-in policy", model.to(device), tokenizer, prompts, args.n, settings)
+    compare("built-in policy", model.to(device), tokenizer, prompts, args.n, settings, skip_vllm=args.skip_vllm)
     if not args.skip_large:
         with tempfile.TemporaryDirectory(prefix="cipo_bench_") as folder:
             model, tokenizer = shaped_policy("qwen2.5-0.5b", folder, args.large_dtype)
             name = f"Qwen2.5-0.5B shape {args.large_dtype}"
-            compare(name, model.to(device), tokenizer, prompts, args.n, settings, model_path=folder)
+            compare(name, model.to(device), tokenizer, prompts, args.n, settings, folder, args.skip_vllm)
 
 
 if __name__ == "__main__":
