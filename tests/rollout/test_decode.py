@@ -1,7 +1,8 @@
 """decode.sample draws what ``model.generate`` draws: the same tokens for the same seed, the same
 processed logprobs, and the global RNG left where ``generate`` leaves it; with finished rows
 compacted away or not, prompts of different lengths, n > 1, greedy, top-p and min_new_tokens.
-Models: the tiny built-in shape, and random Llama (GQA, untied) and Qwen2 (GQA, qkv bias) models.
+Models: the tiny built-in shape, random Llama (GQA, untied), Qwen2 (GQA, qkv bias) and Qwen3 models, and
+a Llama wrapped with LoRA adapters (PEFT).
 """
 
 from __future__ import annotations
@@ -162,3 +163,21 @@ def test_a_sliding_window_cache_goes_through_generate(built_tokenizer):
     ours = run(engine, SETTINGS["T=1"], seed=3)
     assert "DynamicSlidingWindowLayer" in engine.use_generate  # found at the prefill, before any draw
     assert_same_draws(ours, run(generate_engine(model, built_tokenizer), SETTINGS["T=1"], seed=3))
+
+
+def test_sample_draws_what_generate_draws_with_lora_adapters(built_tokenizer):
+    """model.lora: the engine samples from the PEFT-wrapped policy (adapters active) through sample()."""
+    from cipo.models.lora import LoraSettings, apply_lora
+
+    torch.manual_seed(0)  # PEFT draws A from the global generator
+    model = apply_lora(hf_architectures.build("llama_gqa_untied"), LoraSettings(r=4)).eval()
+    with torch.no_grad():  # PEFT starts B at zero: make the adapters change the draws
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(std=0.5)
+    engine = HFEngine(model, built_tokenizer)
+    assert engine.use_generate is None
+    ours = run(engine, SETTINGS["T=0.7 top_p=0.9"], seed=4)
+    assert_same_draws(ours, run(generate_engine(model, built_tokenizer), SETTINGS["T=0.7 top_p=0.9"], seed=4))
+    with model.disable_adapter():
+        assert run(engine, SETTINGS["T=0.7 top_p=0.9"], seed=4)[0] != ours[0]  # the adapters were in the draws

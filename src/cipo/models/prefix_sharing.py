@@ -12,8 +12,8 @@ Exact: a continuation token attends to exactly the keys and values it attends to
 forward (its prefix's, computed from the same tokens at the same positions, and its own row's
 earlier tokens); the padding between a short prefix and its continuation is masked out. Logits,
 loss and gradients (which reach the prefix through the cache) equal the plain forward's up to float
-reassociation (tests/models/test_prefix_sharing.py: built-in, Llama and Qwen2 shapes, tied and
-untied embeddings, grouped-query attention).
+reassociation (tests/models/test_prefix_sharing.py: built-in, Llama, Qwen2 and Qwen3 shapes, tied
+and untied embeddings, grouped-query attention, LoRA adapters through PEFT).
 
 This rests on the transformers cache API (``DynamicCache`` of plain ``DynamicLayer`` s, its
 ``batch_select_indices``, a 2-D padding mask over cache + new tokens). ``unsupported_reason`` names
@@ -116,8 +116,10 @@ def unsupported_reason(model: torch.nn.Module) -> str | None:
         "CheckpointWrapper" in type(m).__name__ for m in model.modules()
     ):
         return "activation checkpointing is on (a recomputed layer would write the cache twice)"
-    if "logits_to_keep" not in inspect.signature(model.forward).parameters:
-        return f"{type(model).__name__}.forward takes no logits_to_keep"
+    # A PEFT (LoRA) wrapper's forward passes its keywords on to the wrapped model's.
+    inner = model.get_base_model() if hasattr(model, "peft_config") and hasattr(model, "get_base_model") else model
+    if "logits_to_keep" not in inspect.signature(inner.forward).parameters:
+        return f"{type(inner).__name__}.forward takes no logits_to_keep"
     if model.training:
         dropout = [m for m in model.modules() if isinstance(m, torch.nn.Dropout) and m.p > 0]
         if dropout or float(getattr(config, "attention_dropout", 0.0) or 0.0) > 0:
