@@ -234,8 +234,9 @@ BATCH_FIELDS = (
 
 
 class DumpRank(L.Callback):
-    """Writes ``<folder>/rank<r>.pt`` at the end: RL step 1's batch, the weights before and after
-    it, the rollout seeds and the replay state this rank saw (for the multi-process test)."""
+    """Writes ``<folder>/rank<r>.pt`` at the end: RL step 1's batch, the tokens its forward ran, the
+    weights before and after it, the rollout seeds and the replay state this rank saw (for the
+    multi-process test)."""
 
     def __init__(self, folder: str) -> None:
         self.folder, self.dump = folder, {}
@@ -247,6 +248,10 @@ class DumpRank(L.Callback):
         if trainer.current_epoch == 0:
             batch = pl_module.rollout_batch
             self.dump["batch"] = {name: getattr(batch, name).clone() for name in BATCH_FIELDS}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.current_epoch == 0:  # the step's running count (the RolloutCallback takes it at epoch end)
+            self.dump["processed_tokens"] = pl_module.processed_tokens
 
     def on_train_epoch_end(self, trainer, pl_module):
         if trainer.current_epoch == 0:

@@ -184,6 +184,29 @@ def test_shared_prompts_change_neither_loss_nor_gradient(policy, built_tokenizer
         torch.testing.assert_close(grads_shared[name], grads_plain[name], atol=1e-6, rtol=1e-4, msg=name)
 
 
+def test_processed_tokens_count_a_shared_prompt_once_per_micro_batch(policy, built_tokenizer):
+    """compute/processed_tokens' source: the tokens the forward ran, so with sharing each distinct
+    prompt of a micro-batch once (minus the last token, which opens every row's continuation)."""
+    algo = algorithm()
+    batch = scripted_batch(built_tokenizer, algo)
+    counts = []
+    for enabled in (True, False):
+        module = make_module(copy.deepcopy(policy), built_tokenizer, algo, micro_batch_size=8)
+        module.prefix_sharing.enabled = enabled
+        expected = 0
+        for _, micro in module._micro_batches(batch):
+            module._micro_batch_loss(micro, module._denominators(batch))
+            ends, starts = micro.attention_mask.sum(1), micro.prompt_lengths
+            prompts = {tuple(row[:start].tolist()) for row, start in zip(micro.input_ids, starts)}
+            if enabled and len(prompts) < len(micro):
+                expected += sum(len(p) - 1 for p in prompts) + int((ends - starts + 1).sum())
+            else:
+                expected += int(ends.sum())
+        assert module.processed_tokens == expected
+        counts.append(expected)
+    assert counts[0] < counts[1] == int(batch.attention_mask.sum())
+
+
 def test_micro_batches_group_rows_by_length_and_cut_padding(policy, built_tokenizer):
     algo = algorithm()
     batch = scripted_batch(built_tokenizer, algo)

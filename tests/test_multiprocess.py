@@ -123,8 +123,10 @@ def test_replay_state_and_merged_metrics(ddp_run):
     assert statuses == 16  # B * G over both ranks, not one rank's 8
     assert dict(series["correction/num_anchors"])[0] == 2  # the step's K, one per rank
     assert dict(series["rollout/accuracy"])[0] == pytest.approx(0.5)  # the alternating script
-    real_tokens = sum(float(rank["batch"]["attention_mask"].sum()) for rank in ranks)
-    assert dict(series["compute/processed_tokens"])[0] == real_tokens  # both ranks' rows, not rank 0's
+    processed = [rank["processed_tokens"] for rank in ranks]
+    assert dict(series["compute/processed_tokens"])[0] == sum(processed)  # both ranks' rows, not rank 0's
+    for tokens, rank in zip(processed, ranks):  # each rank's prompts, a shared one once, + completions
+        assert rank["batch"]["loss_mask"].sum() < tokens < rank["batch"]["attention_mask"].sum()
     assert dict(series["compute/generated_tokens"])[0] == dict(series["rollout/generated_tokens"])[0]
     # Event files are named events.out.tfevents.<time>.<host>.<pid>.<n>; the run's outcome (HPARAMS)
     # is written after Lightning closed the step curves' writer, so one process leaves two files.

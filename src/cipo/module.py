@@ -66,6 +66,9 @@ class CIPOModule(L.LightningModule):
         self.rollout_batch: RolloutBatch | None = None
         self.skips = SkipGuard(settings.max_consecutive_skips)
         self.prefix_sharing = PrefixSharing()  # each shared prompt runs once per micro-batch
+        # Real tokens run through the forward with gradient (a shared prompt once per micro-batch)
+        # since the RolloutCallback last took them (compute/processed_tokens).
+        self.processed_tokens = 0
         # The frozen reference is a copy of the initial policy, held in a plain list so that
         # nn.Module does not register it: checkpoints do not store it twice, and resuming with
         # another kl_coef still loads. on_fit_start moves it to the device by hand.
@@ -199,6 +202,7 @@ class CIPOModule(L.LightningModule):
         device = self.device
         plan = self._shared_prefixes(batch)
         logits = self._forward_logits(self.policy, batch, plan)
+        self.processed_tokens += plan.processed_tokens if plan is not None else int(batch.attention_mask.sum())
         micro = batch if plan is None else batch.take_columns(plan.columns, plan.valid)
         input_ids = micro.input_ids.to(device)
         logprobs = token_logprobs(logits, input_ids, self.temperature)

@@ -98,6 +98,7 @@ def run(policy, tokenizer, algo, max_epochs=2, seed=3, **validation_kwargs):
         correction_template="{problem}{attempt}\nCheck:\nA:",
         verdict_template="{problem}{attempt}\nThat answer is {verdict}. Check:\nA:",
         seed=0,
+        updates_per_step=algo.updates_per_step,  # as cipo.cli.train builds it
     )
     logger = MemoryLogger()
     trainer = L.Trainer(
@@ -266,13 +267,21 @@ def test_state_dict_round_trip():
 
 
 class BatchTokens(L.Callback):
-    """Real tokens of each step's rollout batch (runs after the RolloutCallback made it)."""
+    """Real tokens of each step's rollout batch (runs after the RolloutCallback made it), and the
+    tokens the module's forward ran in each of the step's updates."""
 
     def __init__(self):
-        self.real_tokens = []
+        self.real_tokens, self.update_tokens = [], []
 
     def on_train_epoch_start(self, trainer, pl_module):
         self.real_tokens.append(float(pl_module.rollout_batch.attention_mask.sum()))
+        self.update_tokens.append([])
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.ran_before = pl_module.processed_tokens
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.update_tokens[-1].append(float(pl_module.processed_tokens - self.ran_before))
 
 
 def test_compute_totals_are_running_sums_of_the_steps_costs(policy, built_tokenizer, monkeypatch):
@@ -290,11 +299,13 @@ def test_compute_totals_are_running_sums_of_the_steps_costs(policy, built_tokeni
     assert [logger.series("compute/generated_tokens")[s] for s in steps] == pytest.approx(
         list(itertools.accumulate(generated))
     )
-    # prompt + completion tokens through the training forward, once per PPO epoch
+    # the tokens the training forward ran, in each of the step's two updates (one per PPO epoch)
+    assert [len(updates) for updates in tokens.update_tokens] == [2, 2, 2]
     assert [logger.series("compute/processed_tokens")[s] for s in steps] == pytest.approx(
-        list(itertools.accumulate(2 * t for t in tokens.real_tokens))
+        list(itertools.accumulate(sum(updates) for updates in tokens.update_tokens))
     )
-    assert all(2 * t > g for t, g in zip(tokens.real_tokens, generated))  # prompts count too
+    for updates, real, made in zip(tokens.update_tokens, tokens.real_tokens, generated):
+        assert updates[0] == updates[1] and made < updates[0] < real  # prompts count, a shared one once
     seconds = [logger.series("compute/step_s")[s] for s in steps]
     increments = [b - a for a, b in zip([0.0, *seconds], seconds)]
     step_s = [logger.series("time/step_s")[s] for s in steps]

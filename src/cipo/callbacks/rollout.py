@@ -17,10 +17,11 @@ sampler position are saved in checkpoints. Its metrics go straight to the logger
 step (not through Lightning's epoch-end logging), so they are on disk before the step's
 checkpoint is written and an exact resume can cut the logs at that checkpoint.
 
-Compute axes: ``compute/generated_tokens``, ``compute/processed_tokens`` (prompt + completion
-tokens through the training forward with gradient: the batch's real tokens x ``ppo_epochs``)
-and ``compute/step_s`` (RL step time, validation excluded) are running totals logged at every
-step; they are saved in checkpoints, so a resumed run continues them exactly.
+Compute axes: ``compute/generated_tokens``, ``compute/processed_tokens`` (the real tokens the
+module ran through the training forward with gradient, over all of a step's updates: each row's
+prompt + completion, but a prompt shared by rows of one micro-batch counts once, as it runs once;
+models/prefix_sharing.py) and ``compute/step_s`` (RL step time, validation excluded) are running
+totals logged at every step; they are saved in checkpoints, so a resumed run continues them exactly.
 
 Several processes: each rank collects its contiguous share of the step's prompts and anchors
 with its own seeds; the per-rank ``RoundCounts`` are summed (``rollout/round_counts.py``), so the
@@ -49,7 +50,6 @@ from cipo.rollout.evaluate import evaluate_records
 from cipo.rollout.health import sample_warnings
 from cipo.rollout.round_counts import RoundCounts
 from cipo.settings import ValidationSettings
-from cipo.types import RolloutBatch
 from cipo.verifiers import Verifier
 
 EngineFactory = Callable[..., RolloutEngine]
@@ -144,7 +144,8 @@ class RolloutCallback(L.Callback):
             self.replay = update_replay_ratio(self.replay, retention, self.algorithm.correction.replay)
         epoch = trainer.current_epoch
         last = epoch + 1 >= (trainer.max_epochs or 0)
-        self._add_compute(pl_module.rollout_batch, counts, time.perf_counter() - self._epoch_started)  # not validation
+        processed, pl_module.processed_tokens = pl_module.processed_tokens, 0  # this step's updates'
+        self._add_compute(processed, counts, time.perf_counter() - self._epoch_started)  # not validation
         every = self.validation.every
         if every and ((epoch + 1) % every == 0 or last):
             self._validate(trainer, pl_module, completed_steps=epoch + 1)
@@ -165,9 +166,9 @@ class RolloutCallback(L.Callback):
         self.replay = ReplayState.from_dict(state_dict["replay"])
         self.compute_totals.update(state_dict.get("compute", {}))  # checkpoints before the totals: from 0
 
-    def _add_compute(self, batch: RolloutBatch | None, counts: RoundCounts | None, step_s: float) -> None:
+    def _add_compute(self, processed_tokens: int, counts: RoundCounts | None, step_s: float) -> None:
         """Add this step's costs to the totals: tokens summed over ranks, time the slowest rank's."""
-        processed = float(batch.attention_mask.sum()) * self.algorithm.ppo_epochs if batch is not None else 0.0
+        processed = float(processed_tokens)
         generated = float(counts.generated_tokens) if counts is not None else 0.0  # already all ranks'
         if self.world_size > 1:
             per_rank = gather_objects((processed, step_s))

@@ -54,6 +54,11 @@ class PrefixPlan:
     columns: Tensor
     valid: Tensor
 
+    @property
+    def processed_tokens(self) -> int:
+        """Real tokens the shared forward runs: each prefix once, then every row's continuation."""
+        return int(self.prefix_lengths.sum()) + int(self.valid.sum())
+
     def take(self, values: Tensor, fill: float | int = 0) -> Tensor:
         """(N, T) -> (N, C): each row's continuation columns, ``fill`` past the row's end."""
         taken = values.gather(1, self.columns.to(values.device))

@@ -50,7 +50,7 @@ AXES = {
         "compute/generated_tokens", "rollout/generated_tokens", "generated tokens", "generated tokens (cumulative)"
     ),
     "processed_tokens": Axis(
-        "compute/processed_tokens", None, "processed tokens", "processed tokens: prompt + completion (cumulative)"
+        "compute/processed_tokens", None, "processed tokens", "processed tokens: training forward (cumulative)"
     ),
     "step_s": Axis(
         "compute/step_s", "time/step_s", "RL step seconds", "RL step time, s (cumulative, validation excluded)"
