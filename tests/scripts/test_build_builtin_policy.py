@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from cipo.tasks.arithmetic import evaluate, random_expression, solution
 from cipo.verifiers.exact_answer import verify_exact_integer
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build_builtin_policy.py"
+sys.path.insert(0, str(SCRIPT.parent))  # the script imports its sibling warm_start_examples
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +39,9 @@ def test_corrupted_solutions_are_wrong_or_unfinished(build_script):
 
 def test_example_stream_is_deterministic_and_mixes_formats(build_script):
     from cipo.tasks.arithmetic import ArithmeticTask
+    from warm_start_examples import ArithmeticCurriculum
 
-    task = ArithmeticTask(levels=(1, 2, 3))
+    task = ArithmeticCurriculum(ArithmeticTask(levels=(1, 2, 3)))
     first = [build_script.ExampleStream(task, 3, 0.5).next() for _ in range(1)]
     stream_a, stream_b = build_script.ExampleStream(task, 3, 0.5), build_script.ExampleStream(task, 3, 0.5)
     pairs_a = [stream_a.next() for _ in range(200)]
@@ -81,3 +84,57 @@ def test_tiny_build_writes_a_loadable_policy_and_report(build_script, tmp_path):
     assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text
     model = AutoModelForCausalLM.from_pretrained(out)
     assert model.config.tie_word_embeddings
+
+
+def test_missing_operand_stream_mixes_plain_inline_check_and_correction_examples():
+    from cipo.tasks.missing_operand import MissingOperandTask
+    from warm_start_examples import ExampleStream, MissingOperandCurriculum
+
+    stream = ExampleStream(MissingOperandCurriculum(MissingOperandTask()), 0, 0.3)
+    pairs = [stream.next() for _ in range(400)]
+    inline = [(c, t) for c, t in pairs if t.startswith("\nCheck:\n")]
+    corrections = [(c, t) for c, t in pairs if c.endswith("\nCheck:\n")]
+    plain = [(c, t) for c, t in pairs if c.endswith("\nA:")]
+    assert len(inline) + len(corrections) + len(plain) == 400
+    assert 40 < len(inline) < 120 and 80 < len(corrections) < 160  # 0.7 * 0.25 and 0.3 of 400
+    for context, target in inline:  # the (wrong) attempt is context; only the check after it is trained
+        attempt = context.split("\nA:", 1)[1]
+        assert not verify_exact_integer(attempt, target.split("Ans:")[-1]).success
+    for _context, target in pairs:  # every target ends in the right answer
+        reference = target.split("Ans:")[-1]
+        assert verify_exact_integer(target, reference).success
+
+
+def test_wrong_guess_attempts_are_wrong():
+    from cipo.tasks.missing_operand import MissingOperandTask, answer_of, random_problem
+    from warm_start_examples import wrong_guess_attempt
+
+    rng = random.Random(0)
+    for _ in range(300):
+        expression, position = random_problem(rng, MissingOperandTask())
+        attempt = wrong_guess_attempt(expression, position, rng)
+        assert not verify_exact_integer(attempt, str(answer_of(expression, position))).success
+
+
+def test_tiny_missing_operand_build_reports_inline_checks(build_script, tmp_path):
+    report = build_script.main(
+        [
+            "--task",
+            "missing_operand",
+            "--out",
+            str(tmp_path / "p"),
+            "--architecture",
+            "tiny",
+            "--max-steps",
+            "2",
+            "--check-every",
+            "2",
+            "--eval-problems",
+            "4",
+            "--batch-size",
+            "8",
+        ]
+    )
+    assert report["steps"] == 2 and "frac_inline_check" in report and report["args"]["levels"] == "1,2,3,4"
+    with pytest.raises(SystemExit):  # the arithmetic task has no inline checks to ask for
+        build_script.main(["--inline-check-share", "0.5", "--out", str(tmp_path / "q"), "--max-steps", "1"])
