@@ -41,13 +41,19 @@ def test_band_preference_and_spread(seed):
         "frac_anchors_in_band": 1.0,
         "num_anchors_in_band": 4.0,
         "num_groups_in_band": 2.0,
+        # buckets of the anchors' prompts: 0.25 (low) twice, 0.5 (mid) twice
+        "num_anchors_pass_0": 0.0,
+        "num_anchors_pass_low": 2.0,
+        "num_anchors_pass_mid": 2.0,
+        "num_anchors_pass_high": 0.0,
+        "num_anchors_pass_1": 0.0,
     }
 
 
 def test_uniform_choice_reaches_out_of_band():
     out_of_band = set()
     for seed in range(20):
-        idx, _ = select_anchors(MIXED, 4, 4, 0.5, prefer_band=False, generator=_gen(seed))
+        idx, _ = select_anchors(MIXED, 4, 4, 0.5, preference="uniform", generator=_gen(seed))
         out_of_band |= {i // 4 for i in idx.tolist()} & {1, 2}
     assert out_of_band == {1, 2}
 
@@ -141,6 +147,9 @@ def test_empty_inputs():
         (dict(num_anchors=-1), "num_anchors.*-1"),
         (dict(group_size=0), "group_size.*0"),
         (dict(group_size=3), "N=16.*group_size=3"),
+        (dict(preference="medium"), r"preference must be one of \('closeness', 'band', 'uniform'\)"),
+        (dict(all_wrong_share=2.0), "all_wrong_share.*2.0"),
+        (dict(eligible=torch.ones(3, dtype=torch.bool)), r"eligible \(3,\) and success \(16,\)"),
     ],
 )
 def test_select_anchors_validation(kwargs, match):
@@ -242,3 +251,100 @@ def test_correction_counts_add_up_and_rates_come_from_the_sums():
 
 
 # ------------------------------------------------------------------------ replay
+
+
+# ---------------------------------------------------------- difficulty that binds (G = 8)
+def _batch(pass_counts: list[int], group_size: int = 8) -> torch.Tensor:
+    """Groups with the given numbers of correct samples (correct ones first in each group)."""
+    return torch.tensor([i < c for c in pass_counts for i in range(group_size)], dtype=torch.bool)
+
+
+# 16 prompts as the built-in task sees them at G = 8: 3 all-wrong, 1 all-right, 12 mixed
+BATCH = [0, 0, 0, 1, 1, 2, 2, 3, 4, 4, 5, 6, 6, 7, 7, 8]
+
+
+def _mean_distance_from_half(preference: str, seeds=range(40), **kwargs) -> float:
+    acc = torch.tensor(BATCH, dtype=torch.float64) / 8
+    distances = []
+    for seed in seeds:
+        idx, _ = select_anchors(_batch(BATCH), 8, 8, 0.25, preference=preference, generator=_gen(seed), **kwargs)
+        distances += (acc[idx // 8] - 0.5).abs().tolist()
+    return sum(distances) / len(distances)
+
+
+def test_closeness_ranking_binds_where_the_wide_band_does_not():
+    """At G = 8 the [1/8, 7/8] band is every mixed group: it picks like uniform choice among
+    them. Ranking by closeness to 1/2 really selects medium pass rates."""
+    closeness, band, uniform = (_mean_distance_from_half(p) for p in ("closeness", "band", "uniform"))
+    assert closeness < 0.13 < band and band < uniform
+    idx, m = select_anchors(_batch(BATCH), 8, 8, 0.25, preference="closeness", generator=_gen(0))
+    # 2 correct + 6 failed, one per prompt, from the prompts with pass rates 3/8..5/8 then 2/8, 6/8
+    assert m["num_anchors_pass_mid"] >= 4 and m["num_anchors_pass_0"] == 0 and m["num_anchors_pass_1"] == 0
+    for kind in (True, False):  # spread: one anchor of each kind per prompt
+        rows = [i for i in idx.tolist() if bool(_batch(BATCH)[i]) == kind]
+        assert len({i // 8 for i in rows}) == len(rows)
+
+
+def test_a_narrow_band_binds_too():
+    narrow = _mean_distance_from_half("band", acc_low=3 / 8, acc_high=5 / 8)
+    assert narrow < _mean_distance_from_half("band") - 0.05
+
+
+def test_all_wrong_share_draws_failed_anchors_from_all_wrong_prompts():
+    idx, m = select_anchors(_batch(BATCH), 8, 8, 0.25, preference="closeness", all_wrong_share=0.5, generator=_gen(0))
+    assert m["num_anchors_pass_0"] == 3.0 and m["num_correct_anchors"] == 2.0  # round(0.5 * 6) = 3
+    assert {i // 8 for i in idx.tolist() if BATCH[i // 8] == 0} == {0, 1, 2}  # spread over the three
+    idx, m = select_anchors(_batch([0, 4]), 8, 8, 0.0, all_wrong_share=1.0, generator=_gen(0))
+    assert m["num_anchors_pass_0"] == 8.0  # all from the all-wrong prompt (there are 8 there)
+    _, m = select_anchors(_batch([0, 4]), 8, 12, 0.0, all_wrong_share=1.0, generator=_gen(0))
+    assert m["num_anchors_pass_0"] == 8.0 and m["num_anchors"] == 12.0  # topped up from the other prompt
+
+
+def test_ineligible_rows_are_never_anchors_and_the_rest_fill_k():
+    """Before, anchors from skipped groups were dropped after the choice (K' < K) and counted."""
+    eligible = torch.ones(16, dtype=torch.bool)
+    eligible[:4] = False  # group 0's reference was unusable
+    for seed in range(10):
+        idx, m = select_anchors(MIXED, 4, 5, 0.0, eligible=eligible, generator=_gen(seed))
+        assert not set(idx.tolist()) & {0, 1, 2, 3} and m["num_anchors"] == 5.0 == idx.numel()
+
+
+def test_band_choice_is_unchanged_by_the_new_options():
+    """preference=band with everything eligible draws exactly what the published choice drew."""
+    for seed in range(5):
+        plain, _ = select_anchors(MIXED, 4, 5, 0.4, generator=_gen(seed))
+        full, _ = select_anchors(
+            MIXED,
+            4,
+            5,
+            0.4,
+            preference="band",
+            eligible=torch.ones(16, dtype=torch.bool),
+            all_wrong_share=0.0,
+            generator=_gen(seed),
+        )
+        assert torch.equal(plain, full)
+
+
+def test_transplant_rows_pick_the_first_fix_of_each_failed_anchor():
+    from cipo.algorithms.correction import transplant_rows
+
+    anchors = _b(0, 1, 0, 0)
+    revisions = _b(0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 1)  # M = 3
+    assert transplant_rows(anchors, revisions, 3).tolist() == [1, 11]  # a kept right answer is no transplant
+    valid = torch.ones(12, dtype=torch.bool)
+    valid[9:] = False
+    assert transplant_rows(anchors, revisions, 3, valid).tolist() == [1]
+    assert transplant_rows(_b(), _b(), 3).numel() == 0
+    with pytest.raises(ValueError, match=r"expected K\*M = 4\*2"):
+        transplant_rows(anchors, revisions, 2)
+
+
+def test_a_hidden_verdict_run_refuses_a_feedback_template():
+    from cipo.algorithms.correction import training_correction_template
+
+    hidden, verdict = "{problem}{attempt}\nCheck:", "{problem}{attempt}\nThat is {verdict}. {feedback}"
+    assert training_correction_template(hidden, verdict, False) == hidden
+    assert training_correction_template(hidden, verdict, True) == verdict  # revealed anyway: feedback allowed
+    with pytest.raises(ValueError, match=r"uses \{feedback\}, which reveals the verdict.*reveal_verdict=true"):
+        training_correction_template("{problem}{attempt}\n{feedback}\nCheck:", verdict, False)
