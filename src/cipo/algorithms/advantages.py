@@ -1,7 +1,7 @@
 """Group-relative advantages for the main and the correction stream (method sheet steps 3, 7-8).
 
 ``group_advantages`` serves both streams; ``correction_advantages`` is the correction stream's
-whole scoring (risk-averse shaping, then group advantages per anchor).
+whole scoring (group advantages per anchor, then risk-averse shaping and the progress bonus).
 
 Rewards arrive laid out group by group: rows ``[g * G, (g + 1) * G)`` are the ``G``
 samples of one prompt (main stream) or the ``M`` revisions of one anchor (correction
@@ -23,19 +23,32 @@ Choices made here:
   * The default ``eps = 1e-6`` (TRL uses 1e-4, verl 1e-6) is our choice.
   * ``std_scope="batch"`` (grpo only) keeps each group's own mean as the baseline but divides
     by one *pooled* within-group std over the batch's non-constant groups,
-    sqrt(sum (r - mean_g)^2 / (varying_groups * (G - 1))).
-    The correction stream uses it by default (our choice): every revision of one anchor shares
-    the anchor's verdict, so risk-averse shaping maps a group's rewards {1, 0} to {1, -lambda},
-    an affine change that a per-group std normalises away exactly. With a pooled std, lambda
-    keeps its meaning: breaking a right answer weighs (1 + lambda) times a plain miss.
+    sqrt(sum (r - mean_g)^2 / (varying_groups * (G - 1))). An option for the correction stream.
+
+Correction stream (``correction_advantages``, method sheet steps 7-8). Every revision of one
+anchor shares the anchor's verdict, so a breakage penalty added to the *reward* maps a group's
+rewards {1, 0} to {1, -lambda}: an affine change that a per-anchor z-score removes exactly, and a
+correct anchor whose M revisions all break would get advantage 0 (shared/notes/method-audit.md).
+The default (``shaping="advantage"``, **our choice**) applies the terms after normalisation,
+uncentred, where they cannot cancel:
+
+    A_i = norm_g(r_c)_i - lambda * s_a * (1 - s_c,i) + beta * (r_c,i - r_a)
+
+norm_g per anchor (``std_scope="group"``, default) or with the pooled std (``"batch"``); r the
+verifier's ``reward`` (as in the main stream), s the binary success. So breaking a correct anchor
+costs exactly lambda in every case, failed anchors are never penalised, lambda = beta = 0 is no
+shaping, and beta * (r_c - r_a) is SCoRe's progress bonus (Kumar et al., 2024). ``shaping="reward"``
+is the published form: both terms go into the reward before normalisation.
+
+Transplant (``group_advantages_with_extra``): extra rows (a successful revision trained as an
+answer to the original prompt) join their prompt's group for the baseline and std, as in LUFFY's
+mixed-policy groups (Yan et al., 2025): the G on-policy rows and the extra ones are normalised together.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
-
-from cipo.algorithms.correction import shape_correction_rewards
 
 ADVANTAGE_METHODS: tuple[str, ...] = ("grpo", "dr_grpo", "rloo")
 STD_SCOPES: tuple[str, ...] = ("group", "batch")
@@ -143,32 +156,119 @@ def group_outcome_fractions(success: Tensor, group_size: int) -> dict[str, float
     }
 
 
+SHAPING_PLACES: tuple[str, ...] = ("advantage", "reward")
+
+
 def correction_advantages(
     anchor_success: Tensor,
+    anchor_reward: Tensor,
     revision_success: Tensor,
-    valid: Tensor,
+    revision_reward: Tensor,
     samples_per_anchor: int,
-    penalty: float,
+    *,
     method: str = "grpo",
-    std_scope: str = "batch",
+    penalty: float = 1.0,
+    progress_bonus: float = 0.0,
+    shaping: str = "advantage",
+    std_scope: str = "group",
+    valid: Tensor | None = None,
+    eps: float = 1e-6,
 ) -> tuple[Tensor, Tensor]:
-    """Rewards and advantages of the correction stream (method sheet steps 7-8).
-
-    Rewards are risk-averse shaped (``correction.shape_correction_rewards``: breaking a right
-    anchor costs ``penalty``), then group-relative within each anchor's ``M`` revisions
-    (``group_advantages`` with ``std_scope``; see the module docstring for why ``batch`` is the
-    correction stream's default). The correction stream is normalised on its own, never pooled
-    with the main stream's groups.
+    """Rewards and advantages of the correction stream (module docstring).
 
     Args:
-        anchor_success: (K*M,) bool, each revision's anchor's success (repeated M times).
-        revision_success: (K*M,) bool, each revision's success.
-        valid: (K*M,) bool, revisions that may be trained on (their advantage is set to 0 otherwise).
+        anchor_success, anchor_reward: (K*M,) the anchor's verdict and reward, repeated per revision.
+        revision_success, revision_reward: (K*M,) each revision's, anchor by anchor.
         samples_per_anchor: M.
-        penalty: lambda >= 0.
+        penalty: lambda >= 0; progress_bonus: beta >= 0.
+        shaping: ``advantage`` (after normalisation) or ``reward`` (published: before it).
+        std_scope: ``group`` (per anchor) or ``batch`` (pooled over the valid anchors).
+        valid: (K*M,) bool, rows of anchors that are trained (whole groups); the others get 0
+            and take no part in a pooled std.
 
     Returns:
-        rewards: (K*M,) float32 shaped rewards; advantages: (K*M,).
+        rewards: (K*M,) float32, the rewards that were normalised (shaped with ``shaping="reward"``);
+        advantages: (K*M,) float32, detached.
     """
-    rewards = shape_correction_rewards(anchor_success.float(), revision_success.float(), penalty)
-    return rewards, group_advantages(rewards, samples_per_anchor, method, std_scope=std_scope) * valid
+    if penalty < 0 or progress_bonus < 0:
+        raise ValueError(f"penalty and progress_bonus must be >= 0, got {penalty!r}, {progress_bonus!r}")
+    if shaping not in SHAPING_PLACES:
+        raise ValueError(f"shaping must be one of {SHAPING_PLACES}, got {shaping!r}")
+    n = revision_reward.shape[0]
+    for name, t in (
+        ("anchor_success", anchor_success),
+        ("anchor_reward", anchor_reward),
+        ("revision_success", revision_success),
+    ):
+        if t.shape != (n,):
+            raise ValueError(f"{name} must have shape ({n},) like revision_reward, got {tuple(t.shape)}")
+    keep = torch.ones(n, dtype=torch.bool) if valid is None else valid.detach().bool()
+    _grouped(keep, samples_per_anchor, "valid")
+    broken = (anchor_success.detach().bool() & ~revision_success.detach().bool()).float()
+    progress = revision_reward.detach().float() - anchor_reward.detach().float()
+    terms = -penalty * broken + progress_bonus * progress
+    rewards = revision_reward.detach().float()
+    if shaping == "reward":
+        rewards = rewards + terms
+    adv = torch.zeros(n, dtype=torch.float32)
+    if keep.any():
+        adv[keep] = group_advantages(rewards[keep], samples_per_anchor, method, eps, std_scope)
+    if shaping == "advantage":
+        adv = adv + terms
+    return rewards, adv * keep
+
+
+def group_advantages_with_extra(
+    rewards: Tensor,
+    group_size: int,
+    extra_rewards: Tensor,
+    extra_groups: Tensor,
+    method: str = "grpo",
+    eps: float = 1e-6,
+) -> tuple[Tensor, Tensor]:
+    """Group advantages when some groups hold extra rows (transplanted revisions).
+
+    Args:
+        rewards: (B*G,) the on-policy rows, group by group.
+        extra_rewards: (E,) rewards of the extra rows; extra_groups: (E,) long, their group in [0, B).
+
+    Returns:
+        (B*G,) and (E,) advantages: each group normalised over its G + e_g rows with ``method``
+        (same definitions as ``group_advantages``, which this equals when E = 0).
+    """
+    if method not in ADVANTAGE_METHODS:
+        raise ValueError(f"method must be one of {ADVANTAGE_METHODS}, got {method!r}")
+    grouped = _grouped(rewards.detach().float(), group_size, "rewards")
+    num_groups = grouped.shape[0]
+    extra_rewards, extra_groups = extra_rewards.detach().float(), extra_groups.detach().long()
+    if extra_rewards.shape != extra_groups.shape or extra_rewards.dim() != 1:
+        raise ValueError(
+            f"extra_rewards {tuple(extra_rewards.shape)} and extra_groups {tuple(extra_groups.shape)} "
+            "must be 1-D and of one length"
+        )
+    if extra_groups.numel() and not bool(((extra_groups >= 0) & (extra_groups < num_groups)).all()):
+        raise ValueError(f"extra_groups must be in [0, {num_groups}), got {extra_groups.tolist()}")
+    if extra_groups.numel() == 0:
+        return group_advantages(rewards, group_size, method, eps), torch.zeros(0)
+    # (num_groups, G + E) with a mask: each extra row in its own column of its group's row
+    width = group_size + extra_groups.numel()
+    table = torch.zeros(num_groups, width)
+    present = torch.zeros(num_groups, width, dtype=torch.bool)
+    table[:, :group_size], present[:, :group_size] = grouped, True
+    columns = group_size + torch.arange(extra_groups.numel())
+    table[extra_groups, columns], present[extra_groups, columns] = extra_rewards, True
+    count = present.sum(dim=1, keepdim=True).float()
+    total = (table * present).sum(dim=1, keepdim=True)
+    mean = total / count
+    big, small = torch.finfo(table.dtype).max, torch.finfo(table.dtype).min
+    zero_var = table.masked_fill(~present, small).amax(dim=1) == table.masked_fill(~present, big).amin(dim=1)
+    centered = (table - mean) * present
+    if method == "grpo":
+        std = (centered.pow(2).sum(dim=1, keepdim=True) / (count - 1).clamp(min=1)).sqrt()
+        adv = centered / (std + eps)
+    elif method == "dr_grpo":
+        adv = centered
+    else:  # rloo
+        adv = (table - (total - table) / (count - 1).clamp(min=1)) * present
+    adv = torch.where(zero_var.unsqueeze(1), torch.zeros_like(adv), adv)
+    return adv[:, :group_size].reshape(-1), adv[extra_groups, columns]
