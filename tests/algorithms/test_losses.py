@@ -11,7 +11,9 @@ from cipo.algorithms.losses import (
     clipped_surrogate,
     kl_penalty,
     loss_denominator,
+    policy_shaped_loss,
     sft_nll,
+    stream_denominators,
 )
 
 
@@ -212,3 +214,56 @@ def test_sft_nll():
     assert out.item() == pytest.approx(1.0)
     empty = sft_nll(logp, torch.zeros(2, 2))
     assert empty.item() == 0.0 and not torch.isnan(empty)
+
+
+# ------------------------------------------------------------------ stream weighting
+def test_stream_denominators():
+    assert stream_denominators(10.0, 30.0, 5.0, 45.0, "per_stream") == (10.0, 30.0, 5.0)
+    assert stream_denominators(10.0, 30.0, 5.0, 45.0, "joint") == (45.0, 45.0, 45.0)
+    with pytest.raises(ValueError, match="weighting must be one of"):
+        stream_denominators(1.0, 1.0, 0.0, 2.0, "sum")
+
+
+def test_joint_weighting_is_one_token_mean_over_both_streams():
+    """alpha = 1: joint gives every token the same weight; per_stream gives the small stream's
+    tokens more (each stream is half of the update whatever its size)."""
+    per_token = torch.randn(6, 5)
+    mask = torch.ones(6, 5)
+    main, corr = mask.clone(), mask.clone()
+    main[4:], corr[:4] = 0, 0  # 20 main tokens, 10 correction tokens
+    dens = {n: loss_denominator(m) for n, m in (("main", main), ("corr", corr), ("all", mask))}
+    for weighting, expected in (("joint", aggregate_loss(per_token, mask)), ("per_stream", None)):
+        d_main, d_corr, _ = stream_denominators(dens["main"], dens["corr"], 0.0, dens["all"], weighting)
+        total = aggregate_loss(per_token, main, denominator=d_main) + aggregate_loss(
+            per_token, corr, denominator=d_corr
+        )
+        if expected is not None:
+            assert torch.allclose(total, expected)
+        else:
+            assert torch.allclose(total, aggregate_loss(per_token, main) + aggregate_loss(per_token, corr))
+
+
+# ------------------------------------------------------------- transplant: policy shaping
+def test_policy_shaped_loss_value_and_gradient():
+    logprobs = torch.log(torch.tensor([[0.5, 0.05, 0.9], [0.2, 0.3, 0.4]])).requires_grad_()
+    advantages = torch.tensor([2.0, -1.0])
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    loss = policy_shaped_loss(logprobs, advantages, mask, gamma=0.1)
+    p = logprobs.detach().exp()
+    expected = -(p / (p + 0.1)) * advantages[:, None] * mask
+    assert torch.allclose(loss, expected)
+    loss.sum().backward()
+    # d/dlogp of -p/(p+g) * A = -g p / (p + g)^2 * A: small-probability tokens are not crushed
+    grad = -(0.1 * p / (p + 0.1) ** 2) * advantages[:, None] * mask
+    assert torch.allclose(logprobs.grad, grad)
+
+
+def test_policy_shaped_loss_ignores_padding_and_checks_arguments():
+    logprobs = torch.tensor([[-0.1, float("nan")]], requires_grad=True)
+    loss = policy_shaped_loss(logprobs, torch.ones(1), torch.tensor([[1, 0]]))
+    loss.sum().backward()
+    assert torch.isfinite(loss).all() and torch.isfinite(logprobs.grad).all() and logprobs.grad[0, 1] == 0
+    with pytest.raises(ValueError, match="gamma must be > 0"):
+        policy_shaped_loss(logprobs, torch.ones(1), torch.ones(1, 2), gamma=0.0)
+    with pytest.raises(ValueError, match=r"advantages \(N,\)"):
+        policy_shaped_loss(logprobs, torch.ones(2), torch.ones(1, 2))

@@ -18,6 +18,20 @@ Each takes an optional ``denominator`` so that micro-batches can be normalised b
 whole mini-batch's count (``loss_denominator`` summed over micro-batches); then the sum
 of the micro-batch losses equals the loss of the full batch.
 
+Stream weighting (``stream_denominators``, method sheet step 9), for
+L = L(main) + alpha * L(corrections):
+    per_stream  each stream divided by its own count: the correction stream is a fixed share
+                of the update (alpha / (1 + alpha)) whatever its size (the published form)
+    joint       both streams divided by one count over all trained tokens (or sequences): a
+                token weighs the same in either stream (times alpha), so a stream's share of the
+                update is its share of the tokens (our default)
+
+Transplanted rows (``policy_shaped_loss``): off-policy tokens (a revision trained as the answer
+to the original prompt) carry no sampling ratio; LUFFY's policy shaping (Yan et al., 2025, as in
+Critique-GRPO) uses f(p) = p / (p + gamma) of the current token probability instead:
+    loss_t = -p_t / (p_t + gamma) * A,    gradient  -gamma / (p_t + gamma)^2 * dp_t * A
+which lifts the weight of low-probability tokens that plain likelihood would under-train.
+
 Choices made here (not the paper's, which is unavailable to us):
   * The log-ratio is clamped to [-20, 20] before ``exp`` (verl does the same) so a stray
     token cannot overflow to inf; it changes nothing for ratios within ~[2e-9, 5e8].
@@ -33,6 +47,7 @@ import torch
 from torch import Tensor
 
 LOSS_AGG_MODES: tuple[str, ...] = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm")
+STREAM_WEIGHTINGS: tuple[str, ...] = ("joint", "per_stream")
 KL_ESTIMATORS: tuple[str, ...] = ("k1", "k2", "k3")
 _LOG_RATIO_CLAMP = 20.0
 
@@ -229,3 +244,43 @@ def sft_nll(logprobs: Tensor, mask: Tensor, denominator: float | None = None) ->
         () scalar; a graph-connected 0 when nothing is masked in.
     """
     return aggregate_loss(-logprobs, mask, "token_mean", denominator=denominator)
+
+
+def stream_denominators(main: float, correction: float, sft: float, all_rows: float, weighting: str) -> tuple:
+    """(main, correction, sft) normalisers for ``weighting`` (module docstring).
+
+    ``main``, ``correction``: each stream's ``loss_denominator``; ``sft``: its token count;
+    ``all_rows``: the ``loss_denominator`` of every trained row (both streams). All are the whole
+    mini-batch's counts, so micro-batching never changes the result.
+    """
+    if weighting not in STREAM_WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {STREAM_WEIGHTINGS}, got {weighting!r}")
+    if weighting == "joint":
+        return all_rows, all_rows, all_rows
+    return main, correction, sft
+
+
+def policy_shaped_loss(logprobs: Tensor, advantages: Tensor, mask: Tensor, gamma: float = 0.1) -> Tensor:
+    """Per-token loss -p/(p + gamma) * A of off-policy rows (module docstring).
+
+    Args:
+        logprobs: (N, T) current log-probs of the rows' tokens (grad flows here).
+        advantages: (N,) one per sequence.
+        mask: (N, T) tokens that count.
+        gamma: > 0; LUFFY uses 0.1.
+
+    Returns:
+        (N, T), 0 where ``mask`` is 0; reduce it with ``aggregate_loss``.
+    """
+    if gamma <= 0:
+        raise ValueError(f"gamma must be > 0, got {gamma!r}")
+    if logprobs.dim() != 2 or advantages.shape != logprobs.shape[:1]:
+        raise ValueError(
+            f"need logprobs (N, T) and advantages (N,), got {tuple(logprobs.shape)}, {tuple(advantages.shape)}"
+        )
+    _check_same_shape("logprobs", logprobs, mask=mask)
+    m = mask.bool()
+    zeros = torch.zeros_like(logprobs)
+    p = torch.exp(torch.where(m, logprobs, zeros).clamp(max=0.0))
+    loss = -(p / (p + gamma)) * advantages.detach().to(logprobs.dtype).unsqueeze(1)
+    return torch.where(m, loss, zeros)
