@@ -43,7 +43,8 @@ def test_signed_integers(answer, reference, ok):
 
 
 def test_feedback_names_the_problem():
-    assert "!= 7" in verify_exact_integer("Ans:8", "7").feedback
+    feedback = verify_exact_integer("Ans:8", "7").feedback
+    assert "answer 8 is not equal" in feedback and "7" not in feedback  # never leaks the gold answer
     assert "'Ans:'" in verify_exact_integer("nope", "7").feedback
 
 

@@ -32,7 +32,8 @@ def verify_exact_integer(completion: str, reference: str, marker: str = "Ans:") 
         return VerifierResult(False, 0.0, VerifyStatus.MALFORMED, f"answer {answer!r} is not an integer")
     if int(answer) == int(reference):
         return VerifierResult(True, 1.0, VerifyStatus.OK)
-    return VerifierResult(False, 0.0, VerifyStatus.WRONG, f"answer {answer} != {reference}")
+    # never the reference itself: a correction template with {feedback} would hand the model the answer
+    return VerifierResult(False, 0.0, VerifyStatus.WRONG, f"answer {answer} is not equal to the reference")
 
 
 class ExactIntegerVerifier:
