@@ -229,6 +229,7 @@ BATCH_FIELDS = (
     "advantages",
     "is_correction",
     "sft_mask",
+    "is_transplant",
     "engine_logprobs",
 )
 

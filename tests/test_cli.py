@@ -3,13 +3,14 @@ TensorBoard tags, sample table, checkpoints, exported policy, GRPO, resume."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from cipo.algorithms.replay import ReplayControl, ReplayState, update_replay_ratio
+from cipo.algorithms.replay import ReplayControl, ReplayState, RetentionCounts, update_replay_ratio
 from cipo.cli.train import train
 from conftest import compose_train
 from fakes import read_scalars, read_text_tags, record_rollouts
@@ -77,7 +78,7 @@ def test_checkpoint_and_exported_policy(fast_run):
     assert checkpoint["epoch"] == 1 and checkpoint["global_step"] == 2
     assert checkpoint["PromptDataModule"] == {"pass": 0, "position": 8}  # 2 steps x 4 prompts
     rollout_state = next(v for k, v in checkpoint["callbacks"].items() if "RolloutCallback" in k)
-    assert set(rollout_state["replay"]) == {"ratio", "prev_retention", "low_streak"}
+    assert set(rollout_state["replay"]) == {f.name for f in dataclasses.fields(ReplayState)}
 
     policy = out / "policy"
     assert (policy / "config.json").is_file() and (policy / "model.safetensors").is_file()
@@ -112,6 +113,7 @@ def test_resume_continues_one_epoch_and_restores_state(fast_run, tmp_path, tiny_
     first_out, _ = fast_run
     checkpoint = torch.load(first_out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     key = next(k for k in checkpoint["callbacks"] if "RolloutCallback" in k)
+    # a checkpoint of an older version (no moving sums): loads, and the sums start from 0
     planted = {"ratio": 0.55, "prev_retention": 0.4, "low_streak": 2}
     checkpoint["callbacks"][key]["replay"] = dict(planted)
     planted_ckpt = tmp_path / "planted.ckpt"
@@ -127,12 +129,10 @@ def test_resume_continues_one_epoch_and_restores_state(fast_run, tmp_path, tiny_
     resumed = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert resumed["epoch"] == 2 and resumed["global_step"] == 3
     assert resumed["PromptDataModule"] == {"pass": 0, "position": 12}
-    retention = scalars.get("correction/retention", {}).get(2)
-    expected = update_replay_ratio(ReplayState.from_dict(planted), retention, ReplayControl())
-    state = resumed["callbacks"][key]["replay"]
-    assert state["ratio"] == pytest.approx(expected.ratio)
-    assert state["low_streak"] == expected.low_streak
-    assert state["prev_retention"] == pytest.approx(expected.prev_retention)
+    names = ("num_kept", "num_from_right", "num_resolve_correct", "num_resolve_samples")
+    evidence = RetentionCounts(*(scalars[f"correction/{name}"][2] for name in names))
+    expected = update_replay_ratio(ReplayState.from_dict(planted), evidence, ReplayControl())
+    assert ReplayState.from_dict(resumed["callbacks"][key]["replay"]).as_dict() == pytest.approx(expected.as_dict())
 
     # Resumed from the untouched checkpoint, step 3 generates exactly what an uninterrupted
     # 3-step run generates (weights, prompt sampler position, replay state and seeds restored).

@@ -94,7 +94,7 @@ def test_each_data_config_states_its_verifier_and_a_mismatch_fails_early(name, t
     one its references need, and a run with another one stops before any loading, naming the fix."""
     import cipo.cli.train
 
-    expected = {"arithmetic": "cipo.verifiers.exact_answer.ExactIntegerVerifier"}.get(
+    expected = dict.fromkeys(("arithmetic", "missing_operand"), "cipo.verifiers.exact_answer.ExactIntegerVerifier").get(
         name, VERIFIERS["code" if name in CODE_DATA else "math"]
     )
     monkeypatch.setattr(cipo.cli.train, "build_policy", lambda *a, **k: pytest.fail("loaded before checking"))
@@ -198,8 +198,22 @@ KNOBS = {
     "cipo_no_risk": {"correction.penalty": 0.0},
     "cipo_sft_corrections": {"correction.objective": "sft"},
     "cipo_reveal_verdict": {"correction.reveal_verdict": True},
-    "cipo_uniform_anchors": {"correction.prefer_band": False},
+    "cipo_uniform_anchors": {"correction.anchor_preference": "uniform"},
     "cipo_fixed_replay": {"correction.replay.adaptive": False},
+    "cipo_band_anchors": {"correction.anchor_preference": "band"},
+    "cipo_all_wrong_anchors": {"correction.all_wrong_share": 0.5},
+    "cipo_per_stream": {"correction.stream_weighting": "per_stream"},
+    "cipo_transplant": {"correction.transplant": True},
+    "cipo_progress": {"correction.progress_bonus": 0.5},
+    "cipo_published_replay": {"correction.replay.rule": "published", "correction.replay.min": 0.2},
+    # every published mechanism at once (docs/method.md): the comparison row of the defaults
+    "cipo_published": {
+        "correction.stream_weighting": "per_stream",
+        "correction.anchor_preference": "band",
+        "correction.shaping": "reward",
+        "correction.replay.rule": "published",
+        "correction.replay.min": 0.2,
+    },
 }
 
 

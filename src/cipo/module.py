@@ -154,7 +154,7 @@ class CIPOModule(L.LightningModule):
         return batch
 
     def _denominators(self, batch: RolloutBatch) -> Denominators:
-        masks = stream_masks(batch.loss_mask, batch.is_correction, batch.sft_mask)
+        masks = stream_masks(batch.loss_mask, batch.is_correction, batch.sft_mask, batch.is_transplant)
         return objective_denominators(masks, batch.loss_mask, self.algorithm.loss_agg)
 
     def _micro_batches(self, batch: RolloutBatch) -> Iterator[tuple[torch.Tensor, RolloutBatch]]:
@@ -212,7 +212,9 @@ class CIPOModule(L.LightningModule):
                 ref_logits = self._forward_logits(self.reference_model, batch, plan)
                 ref_logprobs = token_logprobs(ref_logits, input_ids, self.temperature)
         loss_mask = micro.loss_mask.to(device)
-        masks = stream_masks(loss_mask, micro.is_correction.to(device), micro.sft_mask.to(device))
+        masks = stream_masks(
+            loss_mask, micro.is_correction.to(device), micro.sft_mask.to(device), micro.is_transplant.to(device)
+        )
         loss, stats = cipo_objective(
             logprobs,
             logprobs.detach() if micro.old_logprobs is None else micro.old_logprobs.to(device),

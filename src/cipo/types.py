@@ -110,6 +110,8 @@ class RolloutBatch:
       advantages       (N,)   float  one scalar per sequence
       is_correction    (N,)   bool   True for correction episodes
       sft_mask         (N,)   bool   sequences trained with a supervised loss instead of RL
+      is_transplant    (N,)   bool   main-stream rows that are transplanted revisions (off-policy:
+                                     trained with policy shaping, not the clipped ratio)
       engine_logprobs  (N, T) float  the engine's sampling logprobs (for is_weights / diffs)
       old_logprobs     (N, T) float  the trainer's logprobs before this step's first update
                                      (read on loss tokens only; prompt positions may be 0);
@@ -125,6 +127,7 @@ class RolloutBatch:
     advantages: torch.Tensor
     is_correction: torch.Tensor
     sft_mask: torch.Tensor
+    is_transplant: torch.Tensor
     engine_logprobs: torch.Tensor
     old_logprobs: torch.Tensor | None = None
     prompt_lengths: torch.Tensor | None = None
@@ -144,6 +147,7 @@ class RolloutBatch:
             advantages=self.advantages[index],
             is_correction=self.is_correction[index],
             sft_mask=self.sft_mask[index],
+            is_transplant=self.is_transplant[index],
             engine_logprobs=self.engine_logprobs[index, cols],
             old_logprobs=None if self.old_logprobs is None else self.old_logprobs[index, cols],
             prompt_lengths=None if self.prompt_lengths is None else self.prompt_lengths[index],

@@ -131,3 +131,38 @@ def test_is_weights_mode_reaches_the_weights():
     denominators = objective_denominators(stream_masks(LOSS_MASK, IS_CORRECTION, SFT), LOSS_MASK, "token_mean")
     metrics = objective_metrics({**masked, "entropy_sum": 0.0}, denominators)
     assert metrics["train/is_capped_frac"] == 1.0 and metrics["train/is_weight_mean"] == 0.0
+
+
+def test_joint_stream_weighting_divides_every_stream_by_all_trained_tokens():
+    loss, stats = _objective(_logprobs(), stream_weighting="joint")
+    pg_main, pg_corr, nll = (-1.2 - 1.0) / 5, (0.8 + 1.0) / 5, math.log(4.0) / 5  # 5 trained tokens in all
+    assert float(loss.detach()) == pytest.approx(pg_main + 0.5 * (pg_corr + nll))
+    assert stats["pg_loss"] == pytest.approx(pg_main)
+    with pytest.raises(ValueError, match="weighting must be one of"):
+        _objective(_logprobs(), stream_weighting="sum")
+
+
+def test_transplanted_rows_take_policy_shaping_and_stay_out_of_the_ratio_statistics():
+    """Two main rows with the same tokens and A = +1; the second is a transplanted revision."""
+    loss_mask = torch.tensor([[0, 1, 1], [0, 1, 1]], dtype=torch.float64)
+    probs = torch.tensor([[1.0, 0.5, 0.2], [1.0, 0.5, 0.2]], dtype=torch.float64)
+    logprobs = probs.log().requires_grad_(True)
+    old = probs.log() - math.log(1.5)  # on-policy ratio 1.5 everywhere: clipped at 1.2 for A > 0
+    masks = stream_masks(
+        loss_mask, torch.tensor([False, False]), torch.tensor([False, False]), torch.tensor([False, True])
+    )
+    torch.testing.assert_close(masks.transplant, loss_mask * torch.tensor([[0.0], [1.0]], dtype=torch.float64))
+    denominators = objective_denominators(masks, loss_mask, "token_mean")
+    assert denominators.main == 4.0  # a transplanted row is a main-stream row
+    loss, stats = cipo_objective(
+        logprobs, old, old, torch.tensor([1.0, 1.0], dtype=torch.float64), masks, loss_mask, denominators,
+        **{**OPTIONS, "transplant_gamma": 0.1},
+    )  # fmt: skip
+    shaped = -(0.5 / 0.6) - (0.2 / 0.3)  # -p / (p + gamma) * A on the transplanted row's two tokens
+    assert float(loss.detach()) == pytest.approx((-1.2 - 1.2 + shaped) / 4)
+    assert stats["rl_tokens"] == 2 and stats["transplant_tokens"] == 2  # clip statistics: on-policy only
+    assert stats["clipfrac_sum"] == pytest.approx(2.0) and stats["logprob_diff_tokens"] == 2
+    loss.backward()
+    grad = [-(0.1 * p / (p + 0.1) ** 2) / 4 for p in (0.5, 0.2)]
+    torch.testing.assert_close(logprobs.grad[1, 1:], torch.tensor(grad, dtype=torch.float64))
+    assert objective_metrics({**stats, "entropy_sum": 0.0}, denominators)["train/transplant_tokens"] == 2

@@ -13,7 +13,13 @@ import torch
 from lightning.pytorch.loggers.logger import Logger
 
 from cipo.algorithms.config import AlgorithmConfig, CorrectionConfig
-from cipo.algorithms.replay import ReplayControl, ReplayState, initial_replay_state, update_replay_ratio
+from cipo.algorithms.replay import (
+    ReplayControl,
+    ReplayState,
+    RetentionCounts,
+    initial_replay_state,
+    update_replay_ratio,
+)
 from cipo.callbacks.rollout import RolloutCallback
 from cipo.data.datamodule import PromptDataModule
 from cipo.module import CIPOModule
@@ -210,19 +216,22 @@ def test_rollout_metrics_are_logged_per_rl_step(policy, built_tokenizer):
     assert set(logger.series("rollout/accuracy").values()) == {0.5}
 
 
-def test_replay_ratio_follows_retention(policy, built_tokenizer):
+@pytest.mark.parametrize("rule", ["resolve_gap", "published"])
+def test_replay_ratio_follows_the_rounds_evidence(policy, built_tokenizer, rule):
     callback, _, logger, _ = run(
-        policy, built_tokenizer, algorithm(initial=0.5, min=0.2, max=0.8), max_epochs=2, every=0
+        policy, built_tokenizer, algorithm(rule=rule, initial=0.5, min=0.2, max=0.8), max_epochs=2, every=0
     )
-    control = ReplayControl(initial=0.5, min=0.2, max=0.8)
+    control = ReplayControl(rule=rule, initial=0.5, min=0.2, max=0.8)
     state = initial_replay_state(control)
-    logged_ratios = sorted(logger.series("correction/replay_ratio").items())
-    for _, ratio in logged_ratios:  # every round used the ratio of the state before it
+    series = {name: sorted(logger.series(f"correction/{name}").items()) for name in (
+        "replay_ratio", "num_kept", "num_from_right", "num_resolve_correct", "num_resolve_samples")}  # fmt: skip
+    assert len(series["replay_ratio"]) == 2
+    for step, (_, ratio) in enumerate(series["replay_ratio"]):  # every round used the state before it
         assert ratio == pytest.approx(state.ratio)
-        state = update_replay_ratio(state, 0.5, control)  # alternating revisions: retention 0.5
-    assert callback.replay.ratio == pytest.approx(state.ratio)
-    assert callback.replay.ratio != pytest.approx(0.5)  # retention below target raises rho
-    assert callback.replay.low_streak == 2
+        evidence = RetentionCounts(*(series[name][step][1] for name in list(series)[1:]))
+        assert evidence.retention in (None, 0.5)  # alternating revisions
+        state = update_replay_ratio(state, evidence, control)
+    assert callback.replay.ratio == pytest.approx(state.ratio) and callback.replay.ratio != pytest.approx(0.5)
 
 
 def test_grpo_leaves_the_replay_state_alone(policy, built_tokenizer):

@@ -12,14 +12,16 @@ from cipo.models.load import load_policy, resolve_model_path
 
 
 def test_builtin_resolves_to_asset_folder_when_present(monkeypatch, tiny_policy_dir):
-    monkeypatch.setattr(load_module, "builtin_policy_dir", lambda: Path(tiny_policy_dir))
+    monkeypatch.setattr(load_module, "builtin_policy_dir", lambda name: Path(tiny_policy_dir))
     assert resolve_model_path("builtin") == tiny_policy_dir
 
 
 def test_builtin_missing_asset_raises_with_rebuild_hint(monkeypatch, tmp_path):
-    monkeypatch.setattr(load_module, "builtin_policy_dir", lambda: tmp_path / "nothing")
+    monkeypatch.setattr(load_module, "builtin_policy_dir", lambda name: tmp_path / "nothing")
     with pytest.raises(FileNotFoundError, match="build_builtin_policy"):
         resolve_model_path("builtin")
+    with pytest.raises(FileNotFoundError, match=r"build_builtin_policy.py --task missing_operand"):
+        resolve_model_path("builtin_missing_operand")
 
 
 def test_builtin_policy_dir_is_inside_the_package():
@@ -28,6 +30,8 @@ def test_builtin_policy_dir_is_inside_the_package():
     assert Path(builtin_module.__file__).parent.parent == folder.parent.parent
     if (folder / "config.json").exists():
         assert resolve_model_path("builtin") == str(folder)
+    second = builtin_policy_dir("builtin_missing_operand")
+    assert second.parts[-3:] == ("cipo", "assets", "missing_operand_policy") and second.parent == folder.parent
 
 
 @pytest.mark.parametrize("path", ["/nonexistent/model", "./no/such/folder"])

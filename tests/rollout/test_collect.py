@@ -159,7 +159,7 @@ def test_anchors_come_from_the_band_and_prompts_use_the_template(built_tokenizer
 def test_uniform_anchors_may_leave_the_band(built_tokenizer):
     out_of_band = set()
     for seed in range(10):
-        _, engine = run(built_tokenizer, algo(num_anchors=2, prefer_band=False), seed=seed)
+        _, engine = run(built_tokenizer, algo(num_anchors=2, anchor_preference="uniform"), seed=seed)
         for prompt in _anchor_prompts(engine):
             out_of_band.add(problem_of(prompt, RECORDS).prompt in (RECORDS[1].prompt, RECORDS[2].prompt))
     assert True in out_of_band
@@ -173,54 +173,51 @@ def test_replay_ratio_extremes(built_tokenizer, replay_ratio, right_expected):
     assert metrics["correction/num_failed_anchors"] == 2 - right_expected
 
 
-def _shaped_expectation(prompts, penalty, method="grpo"):
+def _anchor_verdicts(prompts) -> torch.Tensor:
+    """(K*2,) float: each revision's anchor was right."""
     anchor_right = []
     for prompt in prompts:
         reference = problem_of(prompt, RECORDS).reference
         attempt_answer = prompt.split("Ans:")[-1].split("\n")[0]
         anchor_right += [attempt_answer == reference] * 2
-    s_a = torch.tensor(anchor_right, dtype=torch.float32)
-    s_c = torch.tensor([1.0, 0.0] * len(prompts))
-    shaped = s_c - penalty * s_a * (1 - s_c)
-    return group_advantages(shaped, 2, method, std_scope="batch"), s_a
+    return torch.tensor(anchor_right, dtype=torch.float32)
 
 
 @pytest.mark.parametrize("penalty", [0.0, 1.0, 2.5])
 @pytest.mark.parametrize("method", ["grpo", "dr_grpo", "rloo"])
-def test_correction_advantages_are_group_advantages_of_shaped_rewards(built_tokenizer, penalty, method):
+def test_correction_advantages_per_anchor_minus_the_breakage_penalty(built_tokenizer, penalty, method):
+    """Default scoring: each anchor's M revisions normalised on their own, then -lambda on every
+    revision that broke a right anchor (it cannot cancel there)."""
     algorithm = dataclasses.replace(algo(num_anchors=4, penalty=penalty), advantage=method)
     result, engine = run_round(built_tokenizer, algorithm)
-    batch = result.batch
-    prompts = _anchor_prompts(engine)
-    expected, s_a = _shaped_expectation(prompts, penalty, method)
-    torch.testing.assert_close(batch.advantages[len(RECORDS) * G :], expected)
+    s_a = _anchor_verdicts(_anchor_prompts(engine))
     s_c = torch.tensor([1.0, 0.0] * 4)
-    shaped = s_c - penalty * s_a * (1 - s_c)
+    expected = group_advantages(s_c, 2, method) - penalty * s_a * (1 - s_c)
+    torch.testing.assert_close(result.batch.advantages[len(RECORDS) * G :], expected)
+    assert result.counts.metrics()["correction/reward_mean"] == pytest.approx(0.5)  # the verifier's reward
+
+
+def test_published_shaping_is_in_the_reward(built_tokenizer):
+    algorithm = algo(num_anchors=4, penalty=1.0, shaping="reward", std_scope="batch")
+    result, engine = run_round(built_tokenizer, algorithm)
+    s_a = _anchor_verdicts(_anchor_prompts(engine))
+    shaped = torch.tensor([1.0, 0.0] * 4) - s_a * torch.tensor([0.0, 1.0] * 4)
+    torch.testing.assert_close(
+        result.batch.advantages[len(RECORDS) * G :], group_advantages(shaped, 2, std_scope="batch")
+    )
     assert result.counts.metrics()["correction/reward_mean"] == pytest.approx(float(shaped.mean()))
 
 
-def test_risk_averse_shaping_scales_broken_right_answers(built_tokenizer):
-    """dr_grpo keeps the reward scale: a right anchor's revisions get (1 + lambda) x the signal."""
-
+def test_breaking_a_right_anchor_costs_lambda_and_nothing_else_changes(built_tokenizer):
     def corr_adv(penalty):
-        algorithm = dataclasses.replace(algo(num_anchors=4, penalty=penalty), advantage="dr_grpo")
-        batch, engine = run(built_tokenizer, algorithm)
-        _, s_a = _shaped_expectation(_anchor_prompts(engine), 0.0)
-        return batch.advantages[len(RECORDS) * G :], s_a
+        batch, engine = run(built_tokenizer, algo(num_anchors=4, penalty=penalty))
+        return batch.advantages[len(RECORDS) * G :], _anchor_verdicts(_anchor_prompts(engine))
 
     plain, s_a = corr_adv(0.0)
-    shaped, s_a2 = corr_adv(1.0)
+    shaped, s_a2 = corr_adv(1.5)
     assert torch.equal(s_a, s_a2) and s_a.any() and (~s_a.bool()).any()
-    right = s_a.bool()
-    torch.testing.assert_close(shaped[right], 2.0 * plain[right])
-    torch.testing.assert_close(shaped[~right], plain[~right])
-
-
-def test_default_config_risk_penalty_changes_correction_advantages(built_tokenizer):
-    with_penalty, _ = run(built_tokenizer, algo(num_anchors=4, penalty=1.0))
-    without, _ = run(built_tokenizer, algo(num_anchors=4, penalty=0.0))
-    n_main = len(RECORDS) * G
-    assert not torch.allclose(with_penalty.advantages[n_main:], without.advantages[n_main:], atol=1e-4)
+    broken = s_a.bool() & torch.tensor([False, True] * 4)
+    torch.testing.assert_close(shaped - plain, -1.5 * broken.float())
 
 
 def test_sft_objective_keeps_only_successful_corrections(built_tokenizer):
@@ -361,10 +358,10 @@ def test_skipped_group_is_dropped_from_the_loss(built_tokenizer, status):
         built_tokenizer,
         SkippingVerifier(status),
         records,
-        algo(num_anchors=8),
+        algo(num_anchors=4),
         SAMPLING,
         TEMPLATE,
-        1.0,
+        0.0,  # failed-only: the skipped problem's rows (all unsuccessful) would otherwise qualify
         seed=0,
         step=0,
     )
@@ -375,3 +372,50 @@ def test_skipped_group_is_dropped_from_the_loss(built_tokenizer, status):
     assert result.counts.metrics()[f"verify/status_{status.value}"] == G
     # no anchor comes from the skipped problem
     assert all(not p.startswith("Q:1+1\nA:") for p in engine.calls[1][0])
+    # the anchors come from the valid problem (before, the skipped group's were chosen, then dropped)
+    assert len(engine.calls[1][0]) == 4 and result.counts.anchors == 4  # all 4 (failed) attempts of it
+
+
+# ---------------------------------------------------------------- transplant, replay evidence
+def test_transplant_trains_a_fixed_revision_as_an_answer_to_the_original_prompt(built_tokenizer):
+    result, engine = run_round(built_tokenizer, algo(num_anchors=4, transplant=True))
+    batch, prompts = result.batch, _anchor_prompts(engine)
+    n_main = len(RECORDS) * G
+    failed = [p for p, right in zip(prompts, _anchor_verdicts(prompts)[::2].tolist()) if not right]
+    assert failed and result.counts.transplanted == len(failed)  # each failed anchor: revision 0 is right
+    moved = slice(n_main, n_main + len(failed))
+    assert batch.is_transplant[moved].all() and not batch.is_transplant[:n_main].any()
+    assert not batch.is_transplant[n_main + len(failed) :].any() and not batch.is_correction[moved].any()
+    rows = decode_rows(built_tokenizer, batch)[moved]
+    for prompt, row in zip(failed, rows):  # the original prompt, then the fixed revision
+        record = problem_of(prompt, RECORDS)
+        assert row == record.prompt + answer(record.reference, True)
+    # the receiving groups are normalised over G + their transplants: the transplanted rows lead
+    assert (batch.advantages[moved] > 0).all()
+    without, _ = run(built_tokenizer, algo(num_anchors=4))
+    receiving = {RECORDS.index(problem_of(p, RECORDS)) for p in failed}
+    for g in range(len(RECORDS)):
+        same = torch.equal(batch.advantages[g * G : (g + 1) * G], without.advantages[g * G : (g + 1) * G])
+        assert same == (g not in receiving)
+    assert result.counts.metrics()["correction/num_transplanted"] == len(failed)
+
+
+def test_transplant_off_adds_no_rows(built_tokenizer):
+    batch, _ = run(built_tokenizer, algo(num_anchors=4))
+    assert not batch.is_transplant.any() and len(batch) == len(RECORDS) * G + 8
+
+
+def test_the_round_reports_what_re_solving_would_keep_and_the_anchors_pass_rates(built_tokenizer):
+    result, engine = run_round(built_tokenizer, algo(num_anchors=4), replay_ratio=0.5)
+    counts, prompts = result.counts, _anchor_prompts(engine)
+    right = [problem_of(p, RECORDS) for p, ok in zip(prompts, _anchor_verdicts(prompts)[::2].tolist()) if ok]
+    others = sum(sum(MAIN_PATTERN[r.prompt]) - 1 for r in right)  # the other G - 1 samples of each
+    assert (counts.resolve_correct, counts.resolve_samples) == (others, len(right) * (G - 1))
+    evidence = counts.retention_counts()
+    assert (evidence.kept, evidence.revised) == (counts.outcomes.kept, counts.outcomes.from_right)
+    m = counts.metrics()
+    assert m["correction/resolve_rate"] == pytest.approx(others / (len(right) * (G - 1)))
+    # closeness: anchors from the prompts with pass rates 1/2 and 1/4 (buckets mid and low)
+    shares = {b: m[f"correction/anchor_share_pass_{b}"] for b in ("0", "low", "mid", "high", "1")}
+    assert sum(shares.values()) == pytest.approx(1.0) and shares["0"] == shares["1"] == 0.0
+    assert run_round(built_tokenizer, algo("grpo"))[0].counts.retention_counts() is None

@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cipo.algorithms.advantages import ADVANTAGE_METHODS, STD_SCOPES
+from cipo.algorithms.advantages import ADVANTAGE_METHODS, SHAPING_PLACES, STD_SCOPES
+from cipo.algorithms.correction import ANCHOR_PREFERENCES
 from cipo.algorithms.importance import IS_MODES
-from cipo.algorithms.losses import KL_ESTIMATORS, LOSS_AGG_MODES, check_clip_range
+from cipo.algorithms.losses import KL_ESTIMATORS, LOSS_AGG_MODES, STREAM_WEIGHTINGS, check_clip_range
 from cipo.algorithms.replay import ReplayControl
 from cipo.schema import build_dataclass
 
@@ -26,18 +27,27 @@ def _check(condition: bool, key: str, message: str) -> None:
 
 @dataclass(frozen=True)
 class CorrectionConfig:
-    """The correction stream (method sheet steps 4-9). ``enabled: false`` is plain GRPO."""
+    """The correction stream (method sheet steps 4-10). ``enabled: false`` is plain GRPO.
+
+    Defaults marked (ours) differ from the published form (``algorithm=cipo_published``); why
+    is in docs/method.md.
+    """
 
     enabled: bool = True
-    coef: float = 1.0  # alpha in L = L_pg(main) + alpha * L_pg(corrections)
+    coef: float = 1.0  # alpha in L = L(main) + alpha * L(corrections)
+    stream_weighting: str = "joint"  # (ours) joint token mean | per_stream: alpha x each stream's own mean
     num_anchors: int = 8
     samples_per_anchor: int = 8  # M; the method's default is M = G
-    acc_low: float = 0.125
+    anchor_preference: str = "closeness"  # (ours) closeness to pass rate 1/2 | band | uniform
+    acc_low: float = 0.125  # the band of anchor_preference=band
     acc_high: float = 0.875
-    prefer_band: bool = True
-    penalty: float = 1.0  # lambda, risk-averse shaping
-    # grpo only: per-anchor std would cancel lambda exactly (see advantages.py); our choice
-    std_scope: str = "batch"
+    all_wrong_share: float = 0.0  # share of failed anchors drawn from all-wrong prompts first
+    penalty: float = 1.0  # lambda: breaking a correct anchor costs this much
+    shaping: str = "advantage"  # (ours) penalty after normalisation | reward: in the reward (cancels)
+    std_scope: str = "group"  # grpo: each anchor's own std | batch: one pooled std
+    progress_bonus: float = 0.0  # beta of SCoRe's beta * (r_revision - r_attempt)
+    transplant: bool = False  # also train a fixed revision as an answer to the original prompt
+    transplant_gamma: float = 0.1  # gamma of the policy shaping p / (p + gamma) of transplanted tokens
     reveal_verdict: bool = False
     objective: str = "rl"  # "sft": supervised loss on successful corrections (rejection sampling)
     replay: ReplayControl = field(default_factory=ReplayControl)
@@ -54,12 +64,25 @@ class CorrectionConfig:
             f"{key}.acc_low/acc_high",
             f"need 0 <= acc_low <= acc_high <= 1, got acc_low={self.acc_low}, acc_high={self.acc_high}",
         )
-        _check(self.penalty >= 0, f"{key}.penalty", f"must be >= 0, got {self.penalty}")
-        _check(self.std_scope in STD_SCOPES, f"{key}.std_scope", f"must be one of {STD_SCOPES}, got {self.std_scope!r}")
         _check(
-            self.objective in CORRECTION_OBJECTIVES,
-            f"{key}.objective",
-            f"must be one of {CORRECTION_OBJECTIVES}, got {self.objective!r}",
+            0 <= self.all_wrong_share <= 1, f"{key}.all_wrong_share", f"must be in [0, 1], got {self.all_wrong_share}"
+        )
+        _check(self.penalty >= 0, f"{key}.penalty", f"must be >= 0, got {self.penalty}")
+        _check(self.progress_bonus >= 0, f"{key}.progress_bonus", f"must be >= 0, got {self.progress_bonus}")
+        _check(self.transplant_gamma > 0, f"{key}.transplant_gamma", f"must be > 0, got {self.transplant_gamma}")
+        for name, allowed in (
+            ("std_scope", STD_SCOPES),
+            ("shaping", SHAPING_PLACES),
+            ("anchor_preference", ANCHOR_PREFERENCES),
+            ("stream_weighting", STREAM_WEIGHTINGS),
+            ("objective", CORRECTION_OBJECTIVES),
+        ):
+            value = getattr(self, name)
+            _check(value in allowed, f"{key}.{name}", f"must be one of {allowed}, got {value!r}")
+        _check(
+            not (self.transplant and self.objective == "sft"),
+            f"{key}.transplant",
+            "needs objective=rl (transplanted revisions are trained with the policy-gradient loss)",
         )
 
 
@@ -133,6 +156,12 @@ class AlgorithmConfig:
             f"{key}.is_weights_mode",
             f"must be one of {IS_MODES}, got {self.is_weights_mode!r}",
         )
+        _check(
+            not (self.dynamic_sampling.enabled and self.correction.enabled and self.correction.transplant),
+            f"{key}.correction.transplant",
+            "cannot be combined with dynamic_sampling.enabled: a transplant can make an uninformative "
+            "group informative after dynamic sampling has dropped it (not supported)",
+        )
 
     @property
     def updates_per_step(self) -> int:
@@ -149,6 +178,8 @@ class AlgorithmConfig:
             loss_agg=self.loss_agg,
             max_len=max_len,
             correction_coef=self.correction.coef,
+            stream_weighting=self.correction.stream_weighting,
+            transplant_gamma=self.correction.transplant_gamma,
             is_weights_cap=self.is_weights_cap,
             is_weights_mode=self.is_weights_mode,
             kl_coef=self.kl_coef,

@@ -5,17 +5,22 @@
 Rows of one packed batch belong to one of three streams (``stream_masks``): main-stream samples,
 correction episodes trained with the clipped surrogate, and correction episodes trained with a
 supervised NLL (``objective: sft``, the rejection-sampling baseline; their advantage is unused).
+Main-stream rows may be *transplanted* revisions (``correction.transplant``): off-policy, so their
+tokens take ``losses.policy_shaped_loss`` -p/(p + gamma) * A instead of the clipped ratio.
 The per-token surrogate is ``losses.clipped_surrogate`` with optional importance weights between
 the engine and the trainer (``is_weights_cap`` / ``is_weights_mode``, ``importance.py``); each
-stream is reduced on its own (``losses.aggregate_loss``) and divided by its count over the WHOLE
+stream is reduced on its own (``losses.aggregate_loss``) and divided by a count over the WHOLE
 mini-batch (``Denominators``, summed over micro-batches and ranks by the caller), so the
-micro-batch split and the number of processes change memory and speed, never the gradient. The KL
-term is reduced over every trained token, with the same denominators.
+micro-batch split and the number of processes change memory and speed, never the gradient. Which
+count (``stream_weighting``, ``losses.stream_denominators``): ``joint``, every trained row's (one
+token mean over both streams), or ``per_stream``, each stream's own (the correction stream a fixed
+share alpha / (1 + alpha) of the update whatever its size). The KL term is reduced over every
+trained token.
 
 Our choices (the paper's text was unavailable to us):
-  * Two separately averaged streams: the correction stream gets weight alpha whatever its size
-    (see shared/cipo-method.md step 9 for the joint-average alternative).
-  * NLL rows count in the correction term (alpha * (L_pg + NLL)), normalised by their own tokens.
+  * ``joint`` is the config default (docs/method.md); the function's default is ``per_stream``.
+  * NLL rows count in the correction term (alpha * (L_pg + NLL)), normalised by their own tokens
+    (per_stream) or by every trained row's count (joint).
   * With one update per batch the ratio is 1 and clipping is inert; it binds only with
     ``ppo_epochs`` or ``num_mini_batches`` > 1.
 
@@ -34,7 +39,9 @@ from cipo.algorithms.losses import (
     clipped_surrogate,
     kl_penalty,
     loss_denominator,
+    policy_shaped_loss,
     sft_nll,
+    stream_denominators,
 )
 
 CLIP_STATS = ("clipfrac", "clipfrac_low", "clipfrac_high", "ratio_mean", "approx_kl")
@@ -44,20 +51,35 @@ CLIP_STATS = ("clipfrac", "clipfrac_low", "clipfrac_high", "ratio_mean", "approx
 class StreamMasks:
     """(N, T) float masks, 1 on the tokens each term of the objective sees."""
 
-    main: Tensor
+    main: Tensor  # transplanted rows included
     correction: Tensor  # trained with the clipped surrogate
     sft: Tensor  # trained with NLL
+    transplant: Tensor  # the main stream's off-policy rows (policy shaping)
 
     @property
     def rl(self) -> Tensor:
-        """Tokens of the clipped surrogate (main + correction)."""
+        """Tokens of the policy-gradient terms (main + correction)."""
         return self.main + self.correction
 
+    @property
+    def on_policy(self) -> Tensor:
+        """Tokens of the clipped surrogate (the policy-gradient tokens but transplanted ones)."""
+        return self.rl - self.transplant
 
-def stream_masks(loss_mask: Tensor, is_correction: Tensor, sft_mask: Tensor) -> StreamMasks:
-    """Split ``loss_mask`` (N, T) by the row flags ``is_correction`` and ``sft_mask`` (N,) bool."""
+
+def stream_masks(
+    loss_mask: Tensor, is_correction: Tensor, sft_mask: Tensor, is_transplant: Tensor | None = None
+) -> StreamMasks:
+    """Split ``loss_mask`` (N, T) by the row flags ``is_correction``, ``sft_mask`` and
+    ``is_transplant`` (N,) bool (a transplanted row is a main-stream row)."""
     corr, sft = is_correction[:, None], sft_mask[:, None]
-    return StreamMasks(main=loss_mask * ~corr, correction=loss_mask * (corr & ~sft), sft=loss_mask * sft)
+    transplant = (is_transplant[:, None] & ~corr) if is_transplant is not None else corr & False
+    return StreamMasks(
+        main=loss_mask * ~corr,
+        correction=loss_mask * (corr & ~sft),
+        sft=loss_mask * sft,
+        transplant=loss_mask * transplant,
+    )
 
 
 @dataclass(frozen=True)
@@ -104,6 +126,8 @@ def cipo_objective(
     loss_agg: str,
     max_len: int,
     correction_coef: float,
+    stream_weighting: str = "per_stream",
+    transplant_gamma: float = 0.1,
     is_weights_cap: float | None = None,
     is_weights_mode: str = "token_truncate",
     ref_logprobs: Tensor | None = None,
@@ -123,6 +147,8 @@ def cipo_objective(
         clip_low, clip_high, loss_agg, max_len: the surrogate's clip range and reduction
             (``max_len``: Dr. GRPO's constant length, the generation limit).
         correction_coef: alpha.
+        stream_weighting: ``joint`` or ``per_stream`` (module docstring).
+        transplant_gamma: gamma of the policy shaping of transplanted tokens.
         is_weights_cap: None, or the cap C of the engine/trainer importance weights.
         is_weights_mode: how the weights use C (``importance.IS_MODES``: token/sequence x truncate/mask).
         ref_logprobs: (N, T) the frozen reference's log-probs; required when ``kl_coef`` > 0.
@@ -138,28 +164,37 @@ def cipo_objective(
     """
     if kl_coef > 0 and ref_logprobs is None:
         raise ValueError("kl_coef > 0 needs ref_logprobs (the frozen reference's log-probs)")
-    rl_mask = masks.rl
+    on_policy = masks.on_policy
     is_weights = capped = None
     if is_weights_cap is not None:
-        is_weights, capped = engine_is_weights(old_logprobs, engine_logprobs, rl_mask, is_weights_mode, is_weights_cap)
+        is_weights, capped = engine_is_weights(old_logprobs, engine_logprobs, on_policy, is_weights_mode, is_weights_cap)
     per_token, clip_stats = clipped_surrogate(
-        logprobs, old_logprobs, advantages, rl_mask, clip_low, clip_high, is_weights
+        logprobs, old_logprobs, advantages, on_policy, clip_low, clip_high, is_weights
+    )
+    transplanted = float(masks.transplant.sum())
+    if transplanted:
+        per_token = per_token + policy_shaped_loss(logprobs, advantages, masks.transplant, transplant_gamma)
+    d_main, d_corr, d_sft = stream_denominators(
+        denominators.main, denominators.correction, denominators.sft, denominators.all, stream_weighting
     )
     agg = dict(mode=loss_agg, max_len=max_len)
-    pg_main = aggregate_loss(per_token, masks.main, denominator=denominators.main or None, **agg)
-    pg_corr = aggregate_loss(per_token, masks.correction, denominator=denominators.correction or None, **agg)
-    sft = sft_nll(logprobs, masks.sft, denominator=denominators.sft or None)
+    pg_main = aggregate_loss(per_token, masks.main, denominator=d_main or None, **agg)
+    pg_corr = aggregate_loss(per_token, masks.correction, denominator=d_corr or None, **agg)
+    sft = sft_nll(logprobs, masks.sft, denominator=d_sft or None)
     loss = pg_main + correction_coef * (pg_corr + sft)
-    rl_tokens = float(rl_mask.sum())
+    on_policy_tokens = float(on_policy.sum())
+    sampled = loss_mask - masks.transplant  # a transplanted row was sampled under another prompt
     stats = {
         "pg_loss": float(pg_main.detach()),
         "correction_loss": float((pg_corr + sft).detach()),
-        "logprob_diff_sum": float(((logprobs.detach() - engine_logprobs).abs() * loss_mask).sum()),
-        **{f"{name}_sum": value * rl_tokens for name, value in clip_stats.items()},
-        "rl_tokens": rl_tokens,
+        "logprob_diff_sum": float(((logprobs.detach() - engine_logprobs).abs() * sampled).sum()),
+        "logprob_diff_tokens": float(sampled.sum()),
+        **{f"{name}_sum": value * on_policy_tokens for name, value in clip_stats.items()},
+        "rl_tokens": on_policy_tokens,
+        "transplant_tokens": transplanted,
     }
     if is_weights is not None:
-        stats["is_weight_sum"] = float((is_weights * rl_mask).sum())
+        stats["is_weight_sum"] = float((is_weights * on_policy).sum())
         stats["is_capped_sum"] = float(capped.sum())
     if kl_coef > 0:
         per_token_kl = kl_penalty(logprobs, ref_logprobs, kl_estimator)
@@ -183,11 +218,13 @@ def objective_metrics(totals: dict[str, float], denominators: Denominators) -> d
         "train/pg_loss": totals["pg_loss"],
         "train/correction_loss": totals["correction_loss"],
         "train/entropy": totals["entropy_sum"] / tokens,
-        "rollout/logprob_diff_mean": totals["logprob_diff_sum"] / tokens,
+        "rollout/logprob_diff_mean": totals["logprob_diff_sum"] / max(totals.get("logprob_diff_tokens", tokens), 1.0),
         "train/tokens": denominators.tokens,
     }
     for name in CLIP_STATS:
         metrics[f"train/{name}"] = totals.get(f"{name}_sum", 0.0) / rl_tokens
+    if totals.get("transplant_tokens"):
+        metrics["train/transplant_tokens"] = totals["transplant_tokens"]
     if "kl" in totals:
         metrics["train/kl"] = totals["kl"]
     if "is_weight_sum" in totals:

@@ -5,7 +5,7 @@
                           (merged over ranks) -> log rollout/*;
                           let the engine sleep (free GPU memory) while the trainer runs
     on_train_epoch_end    hand weights to the engine and check the sync, update the replay
-                          ratio from the counts' retention, validate every ``validation.every``
+                          ratio from the counts' retention evidence, validate every ``validation.every``
                           epochs (and after the last one)
 
 The sync check: an engine with its own copy of the weights returns a ``SyncReport`` (max
@@ -42,6 +42,7 @@ import lightning as L
 from lightning.pytorch.strategies import FSDPStrategy
 
 from cipo.algorithms.config import AlgorithmConfig
+from cipo.algorithms.correction import training_correction_template
 from cipo.algorithms.replay import ReplayState, initial_replay_state, update_replay_ratio
 from cipo.parallel import GatheredEngine, gather_objects, shard
 from cipo.rollout.collect import collect_round
@@ -93,6 +94,10 @@ class RolloutCallback(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # After a checkpoint restore the trainer's weights are not the ones the engine started
         # from; checked (a failure is logged and stops the run) but not logged when it passes.
+        datamodule = trainer.datamodule  # a {feedback} template that would reveal the verdict fails before any step
+        training_correction_template(
+            datamodule.correction_template, datamodule.verdict_template, self.algorithm.correction.reveal_verdict
+        )
         self._sync(trainer)
         if self.validation.every and trainer.current_epoch == 0:
             self._validate(trainer, pl_module, completed_steps=0)
@@ -100,8 +105,8 @@ class RolloutCallback(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_started = time.perf_counter()
         datamodule = trainer.datamodule
-        template = (
-            datamodule.verdict_template if self.algorithm.correction.reveal_verdict else datamodule.correction_template
+        template = training_correction_template(
+            datamodule.correction_template, datamodule.verdict_template, self.algorithm.correction.reveal_verdict
         )
         # Every rank draws the whole step's prompts (the sampler stays identical everywhere) and
         # keeps its own contiguous share: whole groups, so advantages never need another rank.
@@ -140,8 +145,8 @@ class RolloutCallback(L.Callback):
         counts = self.round_counts
         metrics = self._sync(trainer)
         if self.algorithm.correction.enabled:  # the controller reads the step's counts
-            retention = counts.retention if counts is not None else None
-            self.replay = update_replay_ratio(self.replay, retention, self.algorithm.correction.replay)
+            evidence = counts.retention_counts() if counts is not None else None
+            self.replay = update_replay_ratio(self.replay, evidence, self.algorithm.correction.replay)
         epoch = trainer.current_epoch
         last = epoch + 1 >= (trainer.max_epochs or 0)
         processed, pl_module.processed_tokens = pl_module.processed_tokens, 0  # this step's updates'

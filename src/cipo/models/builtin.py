@@ -8,7 +8,8 @@ Why Llama and not Qwen2: transformers 5 maps the ``qwen2`` model type to ``Qwen2
 whatever ``tokenizer_config.json`` says, and that class silently drops the newlines our task
 format depends on. For ``llama`` the saved ``TokenizersBackend`` class is honoured, so
 ``AutoTokenizer`` (and vLLM, which uses it) reproduce our tokenizer exactly.
-The trained weights ship in ``cipo/assets/builtin_policy`` and are produced by
+The trained weights ship in ``cipo/assets/builtin_policy`` (the arithmetic task, ``model.path=builtin``)
+and ``cipo/assets/missing_operand_policy`` (``model.path=builtin_missing_operand``), both produced by
 ``scripts/build_builtin_policy.py``.
 """
 
@@ -32,9 +33,13 @@ ARCHITECTURES: dict[str, dict[str, int]] = {
 }
 
 
-def builtin_policy_dir() -> Path:
-    """Folder of the shipped, warm-started policy (inside the installed package)."""
-    return Path(str(files("cipo") / "assets" / "builtin_policy"))
+# model.path names of the shipped policies -> their folders in cipo/assets (one per built-in task)
+BUILTIN_POLICIES = {"builtin": "builtin_policy", "builtin_missing_operand": "missing_operand_policy"}
+
+
+def builtin_policy_dir(name: str = "builtin") -> Path:
+    """Folder of a shipped, warm-started policy (inside the installed package)."""
+    return Path(str(files("cipo") / "assets" / BUILTIN_POLICIES[name]))
 
 
 def build_tokenizer(model_max_length: int = 512) -> PreTrainedTokenizerFast:

@@ -7,21 +7,23 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from cipo.models.builtin import builtin_policy_dir
+from cipo.models.builtin import BUILTIN_POLICIES, builtin_policy_dir
 from cipo.models.packaged import PACKAGED_MODELS, packaged_model_dir
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def resolve_model_path(path: str) -> str:
-    """``builtin`` -> the shipped policy; a packaged model's name (``smollm2``) -> its converted
-    folder (converted on first use, ``models/packaged.py``); a path-like string must exist."""
-    if path == "builtin":
-        folder = builtin_policy_dir()
+    """``builtin`` / ``builtin_missing_operand`` -> a shipped policy; a packaged model's name
+    (``smollm2``) -> its converted folder (converted on first use, ``models/packaged.py``); a
+    path-like string must exist."""
+    if path in BUILTIN_POLICIES:
+        folder = builtin_policy_dir(path)
         if not (folder / "config.json").exists():
+            task = "" if path == "builtin" else " --task " + path.removeprefix("builtin_")
             raise FileNotFoundError(
-                f"the built-in policy is missing from {folder}; rebuild it with "
-                "`python scripts/build_builtin_policy.py` or reinstall the package"
+                f"the built-in policy {path!r} is missing from {folder}; rebuild it with "
+                f"`python scripts/build_builtin_policy.py{task}` or reinstall the package"
             )
         return str(folder)
     if path in PACKAGED_MODELS:

@@ -4,12 +4,14 @@
       main      = generate(B prompts, G each)                          engine
                   verify(main)                                         verifier
                   score: group advantages (a group with a skip dropped)  algorithms/advantages.py
-      anchors   = select_anchors(difficulty band, replay share rho)    algorithms/correction.py
+      anchors   = select_anchors(difficulty preference, replay share rho)  algorithms/correction.py
       corrections = generate(correction prompts T(q, anchor), M each)
                   verify(corrections)
-                  score: correction_advantages (risk-averse shaping,   algorithms/advantages.py
-                         group advantages per anchor) or SFT rows
-      pack      -> RolloutBatch (main rows first, then kept correction rows)
+                  score: correction_advantages (group advantages per     algorithms/advantages.py
+                         anchor, risk-averse shaping, progress bonus) or SFT rows
+      transplant (option): a fixed revision also answers its original prompt; the main
+                  groups that receive one are re-scored with it (group_advantages_with_extra)
+      pack      -> RolloutBatch (main rows, transplanted rows, then kept correction rows)
       -> RoundResult(batch, counts, samples)                           rollout/round_counts.py
 
 Token in, token out: prompts go to the engine as ids and the batch packs exactly those ids and
@@ -43,6 +45,7 @@ from cipo.rollout.engine import RolloutEngine
 from cipo.rollout.packing import pack_sequences
 from cipo.rollout.round_counts import RoundCounts, StreamCounts, status_counts
 from cipo.rollout.streams import Stream
+from cipo.rollout.transplant import transplant
 from cipo.types import Record, RolloutBatch, SamplingSettings
 from cipo.verifiers import Verifier
 
@@ -111,23 +114,24 @@ def collect_round(
             counts, dynamic_sampling=True, extra_rounds=extra_rounds, trained_groups=int(trained_groups.sum())
         )
 
-    correction, samples = Stream(), []
+    correction, transplanted, samples = Stream(), Stream(), []
     if corr.enabled and corr.num_anchors > 0 and len(records) > 0:
         anchors, anchor_counts = choose_anchors(main, group_size, algorithm, replay_ratio, seed)
         texts, ids = correction_prompts(tokenizer, main, anchors, correction_template)
         references = [main.references[i] for i in anchors]
         correction = generate(engine, texts, ids, references, corr.samples_per_anchor, sampling, seed + 1, clock)
         verify_stream(correction, verify, corr.samples_per_anchor, clock)
-        anchor_success = main.success[anchors].repeat_interleave(corr.samples_per_anchor)
-        score_corrections(correction, anchor_success, algorithm)
-        counts = correction_counts(counts, anchor_counts, correction, anchor_success)
+        score_corrections(correction, main, anchors, algorithm)
+        if corr.transplant and corr.objective == "rl":
+            transplanted = transplant(main, correction, anchors, group_size, algorithm)
+        counts = correction_counts(counts, anchor_counts, main, anchors, correction, group_size, transplanted)
         samples = correction_samples(main, anchors, correction, corr.samples_per_anchor, num_samples_logged)
     samples = samples or main_samples(main, group_size, num_samples_logged)
     generated_rows = main.completions + correction.completions
     if trained_groups is not None:  # the GRPO loss sees only the informative groups
         main = main.rows(trained_groups.repeat_interleave(group_size).nonzero().flatten().tolist())
 
-    batch = pack(tokenizer, main, correction, step, algorithm.mask_truncated_completions)
+    batch = pack(tokenizer, main, correction, step, algorithm.mask_truncated_completions, transplanted)
     generated = sum(len(c.token_ids) for c in generated_rows)
     counts = dataclasses.replace(
         counts, generated_tokens=generated, generate_s=clock.generate_s, verify_s=clock.verify_s
@@ -170,18 +174,24 @@ def score_main(main: Stream, group_size: int, method: str) -> None:
     main.sft = torch.zeros_like(main.keep)
 
 
-def score_corrections(correction: Stream, anchor_success: torch.Tensor, algorithm: AlgorithmConfig) -> None:
-    """RL: shaped rewards and per-anchor group advantages. SFT: keep the successful revisions as
-    supervised targets (advantage unused), drop the rest."""
+def score_corrections(correction: Stream, main: Stream, anchors: list[int], algorithm: AlgorithmConfig) -> None:
+    """RL: group advantages per anchor with the breakage penalty and progress bonus
+    (``correction_advantages``). SFT: keep the successful revisions as supervised targets
+    (advantage unused), drop the rest."""
     corr, revised = algorithm.correction, correction.success
+    m = corr.samples_per_anchor
     correction.rewards, advantages = correction_advantages(
-        anchor_success,
+        main.success[anchors].repeat_interleave(m),
+        main.rewards[anchors].repeat_interleave(m),
         revised,
-        correction.keep,
-        corr.samples_per_anchor,
-        corr.penalty,
-        algorithm.advantage,
-        corr.std_scope,
+        correction.rewards,
+        m,
+        method=algorithm.advantage,
+        penalty=corr.penalty,
+        progress_bonus=corr.progress_bonus,
+        shaping=corr.shaping,
+        std_scope=corr.std_scope,
+        valid=correction.keep,
     )
     if corr.objective == "sft":
         correction.keep = correction.keep & revised
@@ -196,8 +206,8 @@ def score_corrections(correction: Stream, anchor_success: torch.Tensor, algorith
 
 
 def choose_anchors(main: Stream, group_size: int, algorithm: AlgorithmConfig, replay_ratio: float, seed: int):
-    """Rows of ``main`` to revise (an attempt whose gold was unusable never is) and
-    ``select_anchors``'s counts."""
+    """Rows of ``main`` to revise (an attempt whose gold was unusable never is: the K anchors come
+    from the other groups) and ``select_anchors``'s counts."""
     corr = algorithm.correction
     generator = torch.Generator().manual_seed(seed)
     anchors, anchor_counts = select_anchors(
@@ -207,10 +217,12 @@ def choose_anchors(main: Stream, group_size: int, algorithm: AlgorithmConfig, re
         replay_ratio,
         corr.acc_low,
         corr.acc_high,
-        corr.prefer_band,
-        generator,
+        preference=corr.anchor_preference,
+        all_wrong_share=corr.all_wrong_share,
+        eligible=main.keep,
+        generator=generator,
     )
-    return anchors[main.keep[anchors]].tolist(), anchor_counts
+    return anchors.tolist(), anchor_counts
 
 
 def correction_prompts(tokenizer, main: Stream, anchors: list[int], template: str):
@@ -249,7 +261,12 @@ def main_counts(main: Stream, group_size: int) -> RoundCounts:
     )
 
 
-def correction_counts(counts: RoundCounts, anchor_counts, correction: Stream, anchor_success) -> RoundCounts:
+def correction_counts(counts, anchor_counts, main, anchors, correction, group_size, transplanted) -> RoundCounts:
+    m = correction.success.numel() // max(len(anchors), 1)
+    anchor_success = main.success[anchors]
+    # what re-solving would keep: the other G - 1 samples of each correct anchor's prompt
+    group_correct = main.success.view(-1, group_size).sum(dim=1)
+    right = [a for a, ok in zip(anchors, anchor_success.tolist()) if ok]
     return dataclasses.replace(
         counts,
         correction_ran=True,
@@ -257,8 +274,16 @@ def correction_counts(counts: RoundCounts, anchor_counts, correction: Stream, an
         correct_anchors=int(anchor_counts["num_correct_anchors"]),
         anchors_in_band=int(anchor_counts["num_anchors_in_band"]),
         groups_in_band=int(anchor_counts["num_groups_in_band"]),
+        anchors_by_pass_rate={
+            name.removeprefix("num_anchors_pass_"): int(value)
+            for name, value in anchor_counts.items()
+            if name.startswith("num_anchors_pass_")
+        },
+        resolve_correct=sum(int(group_correct[a // group_size]) - 1 for a in right),
+        resolve_samples=len(right) * (group_size - 1),
         revisions=StreamCounts.of(correction.completions, correction.success, correction.rewards),
-        outcomes=CorrectionCounts.of(anchor_success, correction.success),
+        outcomes=CorrectionCounts.of(anchor_success.repeat_interleave(m), correction.success),
+        transplanted=len(transplanted.completions),
     )
 
 
@@ -289,25 +314,30 @@ def main_samples(main, group_size, limit) -> list[dict[str, str]]:
 # --- pack --------------------------------------------------------------------------------
 
 
-def pack(tokenizer, main: Stream, correction: Stream, step: int, mask_truncated: bool = False) -> RolloutBatch:
-    """Main rows then kept correction rows, as one padded RolloutBatch of the ids the engine saw and
-    sampled. ``mask_truncated``: completions that hit max_new_tokens get no loss tokens."""
+def pack(
+    tokenizer, main: Stream, correction: Stream, step: int, mask_truncated: bool = False, transplanted: Stream | None = None
+) -> RolloutBatch:
+    """Main rows, transplanted rows, then kept correction rows, as one padded RolloutBatch of the
+    ids the engine saw and sampled. ``mask_truncated``: completions that hit max_new_tokens get no
+    loss tokens."""
+    moved = transplanted if transplanted is not None else Stream()
+    first = main.concat(moved) if moved.completions else main
     kept = correction.keep.nonzero().flatten().tolist() if correction.keep.numel() else []
-    completions = main.completions + [correction.completions[i] for i in kept]
-    prompt_ids = main.prompt_ids + [correction.prompt_ids[i] for i in kept]
+    completions = first.completions + [correction.completions[i] for i in kept]
+    prompt_ids = first.prompt_ids + [correction.prompt_ids[i] for i in kept]
     tensors = pack_sequences(prompt_ids, completions, tokenizer.pad_token_id)
-    trained = torch.cat([main.keep, torch.ones(len(kept), dtype=torch.bool)])
+    trained = torch.cat([first.keep, torch.ones(len(kept), dtype=torch.bool)])
     if mask_truncated:
         trained = trained & torch.tensor([c.finished for c in completions], dtype=torch.bool)
+    n_main, n_moved, no = len(main.completions), len(moved.completions), torch.zeros(len(kept), dtype=torch.bool)
     return RolloutBatch(
         input_ids=tensors["input_ids"],
         attention_mask=tensors["attention_mask"],
         loss_mask=tensors["loss_mask"] * trained[:, None],
-        advantages=torch.cat([main.advantages, correction.advantages[kept] if kept else torch.zeros(0)]).float(),
-        is_correction=torch.cat(
-            [torch.zeros(len(main.completions), dtype=torch.bool), torch.ones(len(kept), dtype=torch.bool)]
-        ),
-        sft_mask=torch.cat([main.sft, correction.sft[kept] if kept else torch.zeros(0, dtype=torch.bool)]),
+        advantages=torch.cat([first.advantages, correction.advantages[kept] if kept else torch.zeros(0)]).float(),
+        is_correction=torch.cat([torch.zeros(n_main + n_moved, dtype=torch.bool), ~no]),
+        sft_mask=torch.cat([first.sft, correction.sft[kept] if kept else no]),
+        is_transplant=torch.cat([torch.zeros(n_main, dtype=torch.bool), torch.ones(n_moved, dtype=torch.bool), no]),
         engine_logprobs=tensors["engine_logprobs"],
         prompt_lengths=tensors["prompt_lengths"],
         step=step,

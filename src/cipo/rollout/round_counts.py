@@ -3,7 +3,7 @@
 ``collect_round`` fills a ``RoundCounts``; everything downstream derives from it:
 
     metrics()     the logged rollout/*, verify/*, correction/*, time/*, throughput/* values
-    retention     the replay controller's input (``update_replay_ratio``)
+    retention_counts()  the replay controller's input (``update_replay_ratio``)
     merge(ranks)  the whole step's counts from each training process's shard
 
 Several processes: every rank collects an equal, disjoint share of the step's prompts (whole
@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
-from cipo.algorithms.correction import CorrectionCounts
+from cipo.algorithms.correction import PASS_RATE_BUCKETS, CorrectionCounts
+from cipo.algorithms.replay import RetentionCounts
 from cipo.types import Completion, VerifierResult, VerifyStatus
 
 _MIN, _MAX, _ANY = {"merge": "min"}, {"merge": "max"}, {"merge": "any"}
@@ -100,8 +101,13 @@ class RoundCounts:
     correct_anchors: int = 0
     anchors_in_band: int = 0
     groups_in_band: int = 0
+    anchors_by_pass_rate: dict[str, int] = field(default_factory=dict)  # PASS_RATE_BUCKETS of their prompts
+    # the other G - 1 samples of each correct anchor's prompt: what re-solving would keep
+    resolve_correct: int = 0
+    resolve_samples: int = 0
     revisions: StreamCounts = field(default_factory=StreamCounts)
     outcomes: CorrectionCounts = field(default_factory=CorrectionCounts)
+    transplanted: int = 0  # fixed revisions also trained as answers to their prompts
     generated_tokens: int = 0
     dynamic_sampling: bool = field(default=False, metadata=_ANY)  # algorithm.dynamic_sampling ran
     extra_rounds: int = field(default=0, metadata=_MAX)  # its refill rounds (the step waits for the most)
@@ -114,6 +120,13 @@ class RoundCounts:
     def retention(self) -> float | None:
         """Right -> right share of the revisions of correct anchors (None: no correct anchor)."""
         return self.outcomes.rates().get("retention")
+
+    def retention_counts(self) -> RetentionCounts | None:
+        """The replay controller's evidence (None: no correction stream ran this round)."""
+        if not self.correction_ran:
+            return None
+        out = self.outcomes
+        return RetentionCounts(out.kept, out.from_right, self.resolve_correct, self.resolve_samples)
 
     @staticmethod
     def merge(per_rank: Sequence[RoundCounts]) -> RoundCounts:
@@ -172,6 +185,18 @@ class RoundCounts:
             "correction/num_kept": out.kept,
             "correction/num_broken": out.broken,
         }
+        if self.anchors:
+            metrics.update(
+                {
+                    f"correction/anchor_share_pass_{name}": self.anchors_by_pass_rate.get(name, 0) / self.anchors
+                    for name in PASS_RATE_BUCKETS
+                }
+            )
+        metrics["correction/num_resolve_correct"] = float(self.resolve_correct)
+        metrics["correction/num_resolve_samples"] = float(self.resolve_samples)
+        if self.resolve_samples:
+            metrics["correction/resolve_rate"] = self.resolve_correct / self.resolve_samples
+        metrics["correction/num_transplanted"] = float(self.transplanted)
         rates = out.rates()
         metrics.update(
             {f"correction/{name}": rates[name] for name in ("fix_rate", "retention", "break_rate") if name in rates}
