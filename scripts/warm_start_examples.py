@@ -6,9 +6,10 @@ the loss falling on the target only:
 
 - plain:        ``<prompt>`` -> worked solution;
 - inline check  (tasks with one, ``inline_check_share`` of the plain examples): ``<prompt><a wrong
-  attempt>`` -> ``\\nCheck:\\n<worked solution>``: the check is trained, the mistake before it is not;
+  attempt>`` -> ``\\nCheck:<revision>``: the check is trained, the mistake before it is not;
 - correction:   ``<the correction template filled with the problem and a previous attempt>`` ->
-  worked solution. Previous attempts are right half of the time and otherwise wrong in one of
+  revision (arithmetic: the worked solution; missing operand: the check line of the previous
+  guess, then the worked solution). Previous attempts are right half of the time and otherwise wrong in one of
   the ways the policy itself is wrong; later in training half of them are the model's own
   samples, so the correction format sees the error distribution that RL will hand it.
 
@@ -110,6 +111,9 @@ class ArithmeticCurriculum:
     def corrupted(self, problem: Any, rng: random.Random) -> str:
         return corrupted_solution(problem, rng)
 
+    def revision(self, problem: Any, attempt: str) -> str:
+        return arithmetic.solution(problem)
+
     def records(self, split: str, num_records: int, seed: int, unique: bool = True) -> list[Record]:
         return arithmetic.sample_records(self.task, split, num_records, seed, unique=unique)
 
@@ -144,6 +148,9 @@ class MissingOperandCurriculum:
     def corrupted(self, problem: Any, rng: random.Random) -> str:
         return wrong_guess_attempt(*problem, rng, self.task.max_operand)
 
+    def revision(self, problem: Any, attempt: str) -> str:
+        return missing_operand.revision(*problem, missing_operand.guess_of(attempt))
+
     def records(self, split: str, num_records: int, seed: int, unique: bool = True) -> list[Record]:
         return missing_operand.sample_records(self.task, split, num_records, seed, unique=unique)
 
@@ -152,7 +159,7 @@ class MissingOperandCurriculum:
 
     def sample_text(self) -> str:
         attempt = missing_operand.with_inline_check(
-            missing_operand.chain_text("4+7-6", 1, 6), missing_operand.solution("4+7-6", 1)
+            missing_operand.chain_text("4+7-6", 1, 6), missing_operand.revision("4+7-6", 1, 6)
         )
         return self.template.format(problem=self.prompt(("4+7-6", 1)), attempt=attempt)
 
@@ -174,8 +181,8 @@ class ExampleStream:
             problem = curriculum.train_problem(rng)
             # the draw happens only for tasks with inline checks, so arithmetic's stream is unchanged
             if curriculum.inline_check_share > 0 and rng.random() < curriculum.inline_check_share:
-                context = curriculum.prompt(problem) + curriculum.corrupted(problem, rng)
-                return context, "\n" + missing_operand.CHECK + "\n" + curriculum.solution(problem)
+                wrong = curriculum.corrupted(problem, rng)
+                return curriculum.prompt(problem) + wrong, "\n" + missing_operand.CHECK + curriculum.revision(problem, wrong)
             return curriculum.prompt(problem), curriculum.solution(problem)
         if self.own_attempts and rng.random() < 0.5:
             problem, attempt = rng.choice(self.own_attempts)
@@ -183,4 +190,4 @@ class ExampleStream:
             problem = curriculum.train_problem(rng)
             attempt = curriculum.solution(problem) if rng.random() < 0.5 else curriculum.corrupted(problem, rng)
         context = curriculum.template.format(problem=curriculum.prompt(problem), attempt=attempt)
-        return context, curriculum.solution(problem)
+        return context, curriculum.revision(problem, attempt)

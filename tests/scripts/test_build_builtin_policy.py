@@ -92,8 +92,8 @@ def test_missing_operand_stream_mixes_plain_inline_check_and_correction_examples
 
     stream = ExampleStream(MissingOperandCurriculum(MissingOperandTask()), 0, 0.3)
     pairs = [stream.next() for _ in range(400)]
-    inline = [(c, t) for c, t in pairs if t.startswith("\nCheck:\n")]
-    corrections = [(c, t) for c, t in pairs if c.endswith("\nCheck:\n")]
+    inline = [(c, t) for c, t in pairs if t.startswith("\nCheck:")]
+    corrections = [(c, t) for c, t in pairs if c.endswith("\nCheck:")]
     plain = [(c, t) for c, t in pairs if c.endswith("\nA:")]
     assert len(inline) + len(corrections) + len(plain) == 400
     assert 40 < len(inline) < 120 and 80 < len(corrections) < 160  # 0.7 * 0.25 and 0.3 of 400

@@ -10,10 +10,13 @@ from cipo.tasks.missing_operand import (
     MissingOperandTask,
     answer_of,
     chain_text,
+    check_line,
+    guess_of,
     hide_operand,
     make_record,
     missing_operand_records,
     random_problem,
+    revision,
     sample_records,
     solution,
     with_inline_check,
@@ -45,19 +48,41 @@ def test_hand_cases(expression, position, prompt, reference, worked):
 def test_a_wrong_guess_shows_in_its_chain_and_an_inline_check_counts_its_last_answer():
     wrong = chain_text("4+7-6", 1, 6)
     assert wrong == "4+6-6=10-6=4\nAns:6"  # the chain ends at 4, not the given 5: checkable
-    checked = with_inline_check(wrong, solution("4+7-6", 1))
-    assert checked == "4+6-6=10-6=4\nAns:6\nCheck:\n4+7-6=11-6=5\nAns:7"
+    checked = with_inline_check(wrong, revision("4+7-6", 1, guess_of(wrong)))
+    assert checked == "4+6-6=10-6=4\nAns:6\nCheck:6+5-4=7\n4+7-6=11-6=5\nAns:7"
     assert verify_exact_integer(checked, "7").success and not verify_exact_integer(wrong, "7").success
     assert chain_text("4-7", 1, 9) == "4-9=-5\nAns:9"  # a guess may leave the value range
+
+
+@pytest.mark.parametrize(
+    "expression, position, guess, line",
+    [
+        ("4+7-6", 1, 6, "6+5-4=7"),  # added operand: guess + result - value
+        ("4+7-6", 2, 3, "3+8-5=6"),  # subtracted operand: guess + value - result (value 8)
+        ("4+7-6", 0, 9, "9+5-10=4"),  # the first operand counts as added
+        ("4+7-6", 1, 7, "7+5-5=7"),  # a right guess is kept
+        ("4-3", 1, 9, "9+-5-1=3"),  # a chain that went negative still moves the guess right
+    ],
+)
+def test_the_check_line_moves_the_guess_to_the_answer(expression, position, guess, line):
+    assert check_line(expression, position, guess) == line
+    left, right = line.split("=")
+    assert evaluate(left.replace("+-", "-")) == int(right) == answer_of(expression, position)
+
+
+def test_revision_without_a_readable_guess_is_the_solution():
+    assert revision("4+7-6", 1, None) == "\n" + solution("4+7-6", 1)
+    assert guess_of("4+6-6=10") is None and guess_of("x\nAns:6\nCheck:..\nAns:7") == 7 and guess_of("Ans:x") is None
 
 
 def test_correction_prompt_ends_where_an_inline_check_starts():
     """A revision in the correction stream is the same token sequence as a first attempt's check."""
     record = make_record("4+7-6", 1, "train")
     wrong = chain_text("4+7-6", 1, 6)
+    revised = revision("4+7-6", 1, 6)
     context = CORRECTION_TEMPLATE.format(problem=record.prompt, attempt=wrong)
-    first_attempt = record.prompt + with_inline_check(wrong, solution("4+7-6", 1))
-    assert first_attempt.startswith(context) and first_attempt[len(context) :] == solution("4+7-6", 1)
+    first_attempt = record.prompt + with_inline_check(wrong, revised)
+    assert first_attempt.startswith(context) and first_attempt[len(context) :] == revised
 
 
 def test_answers_are_unique_and_solutions_consistent_over_many_problems():

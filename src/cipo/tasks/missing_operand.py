@@ -3,21 +3,25 @@
 A problem is an arithmetic chain of the first built-in task (``tasks/arithmetic.py``) with one
 operand replaced by ``?`` and its value given:
 
-    prompt:      Q:4+?-6=5\\nA:
-    completion:  4+7-6=11-6=5\\nAns:7
+    prompt:      Q:4+?-6=5\nA:
+    completion:  4+7-6=11-6=5\nAns:7
 
-Solving means inverting the chain in one's head (? = 5 + 6 - 4); checking a candidate means
-substituting it and running the chain forwards, the computation the worked solution already
-writes out, whose last value either is the given result or is not. A first attempt may
-therefore carry an inline check: a guess whose chain misses the result, ``Check:``, and a
-second chain; the verifier scores the *last* ``Ans:`` line::
+Solving means inverting the chain in one's head (? = 5 + 6 - 4). Checking a guess means running
+the chain forwards, the computation the worked solution writes out anyway: its last value either is
+the given result or it is not, and by how much tells the fix. A first attempt may therefore carry
+an inline check (the verifier scores the *last* ``Ans:`` line)::
 
-    4+6-6=10-6=4\\nAns:6\\nCheck:\\n4+7-6=11-6=5\\nAns:7
+    4+6-6=10-6=4\nAns:6\nCheck:6+5-4=7\n4+7-6=11-6=5\nAns:7
+
+The check line ``guess + result - value`` (``guess + value - result`` when the hidden operand is
+subtracted) moves the guess by the miss; each of its steps adds or subtracts two numbers that are
+on the page, as in the arithmetic task. Then the new guess's chain confirms it. A right attempt's
+check keeps it (``7+5-5=7``).
 
 The correction prompt of this task ends exactly where an inline check starts
-(``{problem}{attempt}\\nCheck:\\n``), so a revision trained in the correction stream is the
-same token sequence as the check of a first attempt: the route from correction to first
-attempts that the arithmetic task lacks (docs/method.md).
+(``{problem}{attempt}\nCheck:``), so a revision trained in the correction stream is the same token
+sequence as the check of a first attempt: the route from correction to first attempts that the
+arithmetic task lacks (docs/method.md).
 
 Splits are disjoint by the *full* chain (``arithmetic.split_of``): the problems that hide
 different operands of one chain are all in the same split, so no held-out problem shares its
@@ -32,6 +36,7 @@ from dataclasses import dataclass
 from cipo.tasks.arithmetic import (
     ANSWER_PREFIX,
     SPLITS,
+    evaluate,
     random_expression,
     render_expression,
     solution_steps,
@@ -42,8 +47,8 @@ from cipo.types import Record
 
 MISSING = "?"
 CHECK = "Check:"
-CORRECTION_TEMPLATE = "{problem}{attempt}\n" + CHECK + "\n"
-VERDICT_TEMPLATE = "{problem}{attempt}\nThat answer is {verdict}. " + CHECK + "\n"
+CORRECTION_TEMPLATE = "{problem}{attempt}\n" + CHECK
+VERDICT_TEMPLATE = "{problem}{attempt}\nThat answer is {verdict}. " + CHECK
 
 
 @dataclass(frozen=True)
@@ -100,9 +105,38 @@ def answer_of(expression: str, position: int) -> int:
     return tokenize_expression(expression)[0][position]
 
 
-def with_inline_check(first_attempt: str, revision: str) -> str:
-    """A first attempt that checks itself: the attempt, ``Check:``, then the revision (the last answer counts)."""
-    return f"{first_attempt}\n{CHECK}\n{revision}"
+def check_line(expression: str, position: int, guess: int) -> str:
+    """``guess + result - value = new`` (``guess + value - result`` for a subtracted operand), where
+    ``value`` is where the guess's chain ends: ``new`` is the answer."""
+    numbers, ops = tokenize_expression(expression)
+    target, value = evaluate(expression), evaluate(substitute(expression, position, guess))
+    added = position == 0 or ops[position - 1] == "+"
+    first, second = (target, value) if added else (value, target)
+    return f"{guess}+{first}-{second}={guess + first - second}"
+
+
+def revision(expression: str, position: int, previous_guess: int | None) -> str:
+    """What follows ``Check:``: the check line of the previous guess (none if the attempt has no
+    readable answer), then the worked solution."""
+    line = "" if previous_guess is None else check_line(expression, position, previous_guess)
+    return f"{line}\n{solution(expression, position)}"
+
+
+def with_inline_check(first_attempt: str, revised: str) -> str:
+    """A first attempt that checks itself: the attempt, ``Check:``, the revision (the last answer counts)."""
+    return f"{first_attempt}\n{CHECK}{revised}"
+
+
+def guess_of(attempt: str) -> int | None:
+    """The integer after the attempt's last ``Ans:`` line, None if there is none."""
+    answer = None
+    for line in attempt.splitlines():
+        if line.startswith(ANSWER_PREFIX):
+            answer = line[len(ANSWER_PREFIX) :].strip()
+    try:
+        return None if answer is None else int(answer)
+    except ValueError:
+        return None
 
 
 def level_of(expression: str) -> int:
