@@ -14,8 +14,8 @@ cd "$(dirname "$0")/.."
 task="${1:?usage: pilot_mechanisms.sh arithmetic|missing_operand [overrides...]}"
 shift
 case "$task" in
-  arithmetic) setting=(experiment=builtin_cipo) ;;
-  missing_operand) setting=(experiment=builtin_cipo data=missing_operand model.path=builtin_missing_operand) ;;
+  arithmetic) setting=(experiment=builtin) ;;
+  missing_operand) setting=(experiment=builtin_missing_operand) ;;
   *) echo "unknown task $task (arithmetic | missing_operand)" >&2; exit 2 ;;
 esac
 configs="${CONFIGS:-grpo,cipo,cipo_published,cipo_transplant}"

@@ -94,17 +94,18 @@ def test_each_data_config_states_its_verifier_and_a_mismatch_fails_early(name, t
     one its references need, and a run with another one stops before any loading, naming the fix."""
     import cipo.cli.train
 
-    expected = dict.fromkeys(("arithmetic", "missing_operand"), "cipo.verifiers.exact_answer.ExactIntegerVerifier").get(
+    builtin = ("arithmetic", "missing_operand")
+    expected = dict.fromkeys(builtin, "cipo.verifiers.exact_answer.ExactIntegerVerifier").get(
         name, VERIFIERS["code" if name in CODE_DATA else "math"]
     )
     monkeypatch.setattr(cipo.cli.train, "build_policy", lambda *a, **k: pytest.fail("loaded before checking"))
     with compose_train([f"data={name}"], tmp_path=tmp_path, fast=False) as cfg:
         assert cfg.data.verifier == expected
         assert cfg.verifier._target_.endswith("ExactIntegerVerifier")  # the default, whatever the data
-        if name != "arithmetic":
+        if name not in builtin:
             with pytest.raises(ValueError, match=r"data\.verifier: .* written for " + expected.replace(".", r"\.")):
                 train(cfg)
-    if name != "arithmetic":
+    if name not in builtin:
         chosen = [f"data={name}", f"verifier={VERIFIER_CONFIGS[expected]}"]
         with compose_train(chosen, tmp_path=tmp_path, fast=False) as cfg:
             assert cfg.verifier._target_ == expected
@@ -389,13 +390,15 @@ def test_eval_config_composes_with_every_shared_group(group, name, tmp_path, tin
         assert isinstance(instantiate(cfg.data, updates_per_step=1, _convert_="all"), PromptDataModule)
 
 
-def test_builtin_experiment_with_every_algorithm_differs_only_in_the_algorithm(tmp_path):
+@pytest.mark.parametrize("experiment", ["builtin", "builtin_missing_operand"])
+def test_builtin_experiment_with_every_algorithm_differs_only_in_the_algorithm(tmp_path, experiment):
     resolved = {}
     for name in ALGORITHMS:
-        with compose_train(["experiment=builtin", f"algorithm={name}"], tmp_path=tmp_path, fast=False) as cfg:
+        with compose_train([f"experiment={experiment}", f"algorithm={name}"], tmp_path=tmp_path, fast=False) as cfg:
             container = OmegaConf.to_container(cfg, resolve=True)
             assert container["algorithm"]["name"] == name
-            assert container["task_name"] == "builtin_compare" and container["num_threads"] == 1
+            assert container["task_name"] == {"builtin": "builtin_compare"}.get(experiment, experiment)
+            assert container["num_threads"] == 1
             read_train_settings(container)
             container.pop("algorithm")
             resolved[name] = container
@@ -422,3 +425,26 @@ def test_matched_grpo_generates_as_many_sequences_per_step_as_cipo(tmp_path):
     matched, shipped = resolved["builtin_matched", "grpo"], resolved["builtin", "grpo"]
     assert matched["data"].pop("batch_size") == 24 and shipped["data"].pop("batch_size") == 16
     assert matched == shipped  # the batch size is the one difference
+
+
+def test_the_two_builtin_settings_differ_only_in_task_policy_and_name(tmp_path):
+    resolved = {}
+    for experiment in ("builtin", "builtin_missing_operand"):
+        with compose_train([f"experiment={experiment}"], tmp_path=tmp_path, fast=False) as cfg:
+            resolved[experiment] = OmegaConf.to_container(cfg, resolve=True)
+    first, second = resolved["builtin"], resolved["builtin_missing_operand"]
+    assert {key for key in first if first[key] != second[key]} == {"data", "model", "task_name"}
+    assert {key for key in first["model"] if first["model"][key] != second["model"][key]} == {"path"}
+    assert second["model"]["path"] == "builtin_missing_operand"
+    assert second["data"]["train"]["_target_"] == "cipo.tasks.missing_operand.missing_operand_records"
+    assert second["data"]["correction_template"] == "{problem}{attempt}\nCheck:"  # ends where an inline check starts
+
+
+def test_missing_operand_data_builds_disjoint_splits(tmp_path):
+    overrides = ["data=missing_operand", "data.train.num_records=300", "data.heldout.num_records=40"]
+    with compose_train(overrides, tmp_path=tmp_path) as cfg:
+        datamodule = instantiate(cfg.data, updates_per_step=1, _convert_="all")
+    datamodule.setup("fit")
+    train, heldout = datamodule.train_records, datamodule.heldout_records
+    assert len(train) == 300 and len(heldout) == 40
+    assert not {r.meta["expression"] for r in train} & {r.meta["expression"] for r in heldout}
