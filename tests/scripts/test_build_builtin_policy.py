@@ -117,24 +117,8 @@ def test_wrong_guess_attempts_are_wrong():
 
 
 def test_tiny_missing_operand_build_reports_inline_checks(build_script, tmp_path):
-    report = build_script.main(
-        [
-            "--task",
-            "missing_operand",
-            "--out",
-            str(tmp_path / "p"),
-            "--architecture",
-            "tiny",
-            "--max-steps",
-            "2",
-            "--check-every",
-            "2",
-            "--eval-problems",
-            "4",
-            "--batch-size",
-            "8",
-        ]
-    )
+    tiny = "--architecture tiny --max-steps 2 --check-every 2 --eval-problems 4 --batch-size 8".split()
+    report = build_script.main(["--task", "missing_operand", "--out", str(tmp_path / "p"), *tiny])
     assert report["steps"] == 2 and "frac_inline_check" in report and report["args"]["levels"] == "1,2,3,4"
     with pytest.raises(SystemExit):  # the arithmetic task has no inline checks to ask for
         build_script.main(["--inline-check-share", "0.5", "--out", str(tmp_path / "q"), "--max-steps", "1"])

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cipo.types import Record
@@ -143,7 +144,20 @@ def sample_records(task: ArithmeticTask, split: str, num_records: int, seed: int
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    rng = random.Random(f"{seed}-{split}")
+
+    def draw(rng: random.Random) -> Record | None:
+        expression = random_expression(rng, rng.choice(task.levels), task.max_operand, task.max_value)
+        return make_record(expression, split) if split_of(expression, task.heldout_percent) == split else None
+
+    what = f"{split} problems for levels {task.levels}"
+    return draw_records(draw, random.Random(f"{seed}-{split}"), num_records, unique, what)
+
+
+def draw_records(
+    draw: Callable[[random.Random], Record | None], rng: random.Random, num_records: int, unique: bool, what: str
+) -> list[Record]:
+    """``num_records`` records from ``draw`` (None: rejected, e.g. a problem of the other split),
+    distinct by id with ``unique``; asking for more than exist raises instead of looping forever."""
     records: list[Record] = []
     seen: set[str] = set()
     attempts = 0
@@ -151,17 +165,14 @@ def sample_records(task: ArithmeticTask, split: str, num_records: int, seed: int
         attempts += 1
         if attempts > 200 * num_records + 10_000:
             raise ValueError(
-                f"could only find {len(records)} distinct {split} problems out of {num_records} "
-                f"requested for levels {task.levels}; ask for fewer or add levels"
+                f"could only find {len(records)} distinct {what} out of {num_records} requested; "
+                "ask for fewer or add levels"
             )
-        level = rng.choice(task.levels)
-        expression = random_expression(rng, level, task.max_operand, task.max_value)
-        if split_of(expression, task.heldout_percent) != split:
+        record = draw(rng)
+        if record is None or (unique and record.id in seen):
             continue
-        if unique and expression in seen:
-            continue
-        seen.add(expression)
-        records.append(make_record(expression, split))
+        seen.add(record.id)
+        records.append(record)
     return records
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from cipo.tasks.arithmetic import (
     ANSWER_PREFIX,
     SPLITS,
+    draw_records,
     evaluate,
     random_expression,
     render_expression,
@@ -166,26 +167,13 @@ def sample_records(
     """``num_records`` problems of ``split`` (distinct with ``unique``), deterministic in ``seed``."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    rng = random.Random(f"operand-{seed}-{split}")
-    records: list[Record] = []
-    seen: set[str] = set()
-    attempts = 0
-    while len(records) < num_records:
-        attempts += 1
-        if attempts > 200 * num_records + 10_000:
-            raise ValueError(
-                f"could only find {len(records)} distinct {split} problems out of {num_records} "
-                f"requested for levels {task.levels}; ask for fewer or add levels"
-            )
+
+    def draw(rng: random.Random) -> Record | None:
         expression, position = random_problem(rng, task)
-        if split_of(expression, task.heldout_percent) != split:
-            continue
-        record = make_record(expression, position, split)
-        if unique and record.id in seen:
-            continue
-        seen.add(record.id)
-        records.append(record)
-    return records
+        return make_record(expression, position, split) if split_of(expression, task.heldout_percent) == split else None
+
+    what = f"{split} problems for levels {task.levels}"
+    return draw_records(draw, random.Random(f"operand-{seed}-{split}"), num_records, unique, what)
 
 
 def missing_operand_records(
