@@ -20,7 +20,7 @@ import statistics
 from pathlib import Path
 
 from cipo.reporting.aggregate import mean_std
-from cipo.reporting.runs import Run, load_runs
+from cipo.reporting.runs import Run, load_runs, select
 
 HELD_OUT = {  # column -> tag, read at the last validation
     "first_attempt_accuracy": "val/accuracy",
@@ -51,7 +51,7 @@ def run_row(run: Run) -> dict[str, object]:
     step, _ = _last(scalars["val/accuracy"])
     row: dict[str, object] = {
         "config": run.config.algorithm.name,
-        "data": run.config.data.train._target_.rsplit(".", 1)[-1].removesuffix("_records"),
+        "data": str(select(run.config, "data.train._target_") or "").rsplit(".", 1)[-1].removesuffix("_records"),
         "seed": run.seed,
         "steps": step,
     }
@@ -63,7 +63,7 @@ def run_row(run: Run) -> dict[str, object]:
     evaluations = sorted(scalars["val/accuracy"].items())[-3:]
     row["accuracy_last3"] = statistics.fmean(value for _, value in evaluations)
     half = step // 2
-    corrects = bool(run.config.algorithm.correction.enabled)
+    corrects = bool(select(run.config, "algorithm.correction.enabled"))
     for column, tag in TRAINING.items():
         if tag.startswith("correction/") and not corrects:  # grpo logs an unused replay ratio
             row[column] = ""
