@@ -182,7 +182,9 @@ class ExampleStream:
             # the draw happens only for tasks with inline checks, so arithmetic's stream is unchanged
             if curriculum.inline_check_share > 0 and rng.random() < curriculum.inline_check_share:
                 wrong = curriculum.corrupted(problem, rng)
-                return curriculum.prompt(problem) + wrong, "\n" + missing_operand.CHECK + curriculum.revision(problem, wrong)
+                return curriculum.prompt(problem) + wrong, "\n" + missing_operand.CHECK + curriculum.revision(
+                    problem, wrong
+                )
             return curriculum.prompt(problem), curriculum.solution(problem)
         if self.own_attempts and rng.random() < 0.5:
             problem, attempt = rng.choice(self.own_attempts)
