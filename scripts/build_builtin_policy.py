@@ -51,14 +51,20 @@ DEFAULT_LEVELS = {"arithmetic": "1,2,3,4,5,6", "missing_operand": "1,2,3,4"}
 MAX_NEW_TOKENS = 96
 
 
-def collate(pairs: list[tuple[str, str]], tokenizer) -> dict[str, torch.Tensor]:
-    """Right-padded ids with labels only on the target (and its EOS)."""
+def collate(pairs: list[tuple[str, object]], tokenizer) -> dict[str, torch.Tensor]:
+    """Right-padded ids with labels only on the target (and its EOS). A target is a string, or a
+    tuple of (text, trained) segments whose untrained text is in the row but not in the loss."""
     rows, labels = [], []
     for context, target in pairs:
         context_ids = tokenizer(context, add_special_tokens=False)["input_ids"]
-        target_ids = tokenizer(target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        rows.append(context_ids + target_ids)
-        labels.append([-100] * len(context_ids) + target_ids)
+        segments = [(target, True)] if isinstance(target, str) else target
+        target_ids, target_labels = [], []
+        for text, trained in segments:
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+            target_ids += ids
+            target_labels += ids if trained else [-100] * len(ids)
+        rows.append(context_ids + target_ids + [tokenizer.eos_token_id])
+        labels.append([-100] * len(context_ids) + target_labels + [tokenizer.eos_token_id])
     width = max(map(len, rows))
     pad = tokenizer.pad_token_id
     return {

@@ -5,8 +5,11 @@ A ``Curriculum`` knows one task's problems, prompts, worked solutions and *reali
 the loss falling on the target only:
 
 - plain:        ``<prompt>`` -> worked solution;
-- inline check  (tasks with one, ``inline_check_share`` of the plain examples): ``<prompt><a wrong
-  attempt>`` -> ``\\nCheck:<revision>``: the check is trained, the mistake before it is not;
+- inline check  (tasks with one, ``inline_check_share`` of the plain examples): ``<prompt>`` -> a
+  wrong first attempt, ``\\nCheck:<revision>``. The wrong guess itself is not trained, the honest
+  chain after it is (so the model learns to evaluate what it wrote, not to end every chain at the
+  given result, which the right solutions alone would teach); a slipped or cut-off attempt is
+  context only. A target is then a tuple of (text, trained) segments;
 - correction:   ``<the correction template filled with the problem and a previous attempt>`` ->
   revision (arithmetic: the worked solution; missing operand: the check line of the previous
   guess, then the worked solution). Previous attempts are right half of the time and otherwise wrong in one of
@@ -131,7 +134,7 @@ class MissingOperandCurriculum:
 
     task: missing_operand.MissingOperandTask
     template: str = missing_operand.CORRECTION_TEMPLATE
-    inline_check_share: float = 0.25
+    inline_check_share: float = 0.4
 
     def train_problem(self, rng: random.Random) -> Any:
         while True:
@@ -150,6 +153,18 @@ class MissingOperandCurriculum:
 
     def revision(self, problem: Any, attempt: str) -> str:
         return missing_operand.revision(*problem, missing_operand.guess_of(attempt))
+
+    def inline_example(self, problem: Any, rng: random.Random) -> tuple[str, Any]:
+        """(context, target segments) of a wrong first attempt that checks itself."""
+        expression, position = problem
+        wrong = self.corrupted(problem, rng)
+        check = "\n" + missing_operand.CHECK + self.revision(problem, wrong)
+        guess = missing_operand.guess_of(wrong)
+        if guess is None or wrong != missing_operand.chain_text(expression, position, guess):
+            return self.prompt(problem) + wrong, check  # a slip or a cut-off attempt: context only
+        head = missing_operand.hide_operand(expression, position).split(missing_operand.MISSING)[0]
+        rest = wrong[len(head) + len(str(guess)) :]
+        return self.prompt(problem), ((head, True), (str(guess), False), (rest, True), (check, True))
 
     def records(self, split: str, num_records: int, seed: int, unique: bool = True) -> list[Record]:
         return missing_operand.sample_records(self.task, split, num_records, seed, unique=unique)
@@ -181,10 +196,7 @@ class ExampleStream:
             problem = curriculum.train_problem(rng)
             # the draw happens only for tasks with inline checks, so arithmetic's stream is unchanged
             if curriculum.inline_check_share > 0 and rng.random() < curriculum.inline_check_share:
-                wrong = curriculum.corrupted(problem, rng)
-                return curriculum.prompt(problem) + wrong, "\n" + missing_operand.CHECK + curriculum.revision(
-                    problem, wrong
-                )
+                return curriculum.inline_example(problem, rng)
             return curriculum.prompt(problem), curriculum.solution(problem)
         if self.own_attempts and rng.random() < 0.5:
             problem, attempt = rng.choice(self.own_attempts)

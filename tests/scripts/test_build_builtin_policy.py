@@ -87,22 +87,44 @@ def test_tiny_build_writes_a_loadable_policy_and_report(build_script, tmp_path):
 
 
 def test_missing_operand_stream_mixes_plain_inline_check_and_correction_examples():
-    from cipo.tasks.missing_operand import MissingOperandTask
+    from cipo.tasks.missing_operand import MissingOperandTask, chain_text, guess_of
     from warm_start_examples import ExampleStream, MissingOperandCurriculum
 
     stream = ExampleStream(MissingOperandCurriculum(MissingOperandTask()), 0, 0.3)
     pairs = [stream.next() for _ in range(400)]
-    inline = [(c, t) for c, t in pairs if t.startswith("\nCheck:")]
+    text = lambda target: target if isinstance(target, str) else "".join(t for t, _ in target)  # noqa: E731
+    honest = [(c, t) for c, t in pairs if not isinstance(t, str)]  # a wrong attempt, trained but its guess
+    inline = [(c, t) for c, t in pairs if isinstance(t, str) and t.startswith("\nCheck:")]  # attempt as context
     corrections = [(c, t) for c, t in pairs if c.endswith("\nCheck:")]
-    plain = [(c, t) for c, t in pairs if c.endswith("\nA:")]
-    assert len(inline) + len(corrections) + len(plain) == 400
-    assert 40 < len(inline) < 120 and 80 < len(corrections) < 160  # 0.7 * 0.25 and 0.3 of 400
-    for context, target in inline:  # the (wrong) attempt is context; only the check after it is trained
+    plain = [(c, t) for c, t in pairs if c.endswith("\nA:") and isinstance(t, str)]
+    assert len(honest) + len(inline) + len(corrections) + len(plain) == 400
+    assert 60 < len(honest) + len(inline) < 160 and 80 < len(corrections) < 160  # 0.7 * 0.4 and 0.3 of 400
+    assert len(honest) > len(inline)  # faithful chains (3 in 5 of the wrong attempts) are trained
+    for context, segments in honest:
+        untrained = [t for t, trained in segments if not trained]
+        full = text(segments)
+        first, check = full.split("\nCheck:")
+        assert len(untrained) == 1 and untrained[0] == str(guess_of(first))  # only the wrong guess
+        assert not verify_exact_integer(first, full.split("Ans:")[-1]).success
+        assert first == chain_text(*_problem(context), guess_of(first))  # the chain after it is honest
+    for context, target in inline:  # a slipped or cut-off attempt is context; only the check is trained
         attempt = context.split("\nA:", 1)[1]
         assert not verify_exact_integer(attempt, target.split("Ans:")[-1]).success
     for _context, target in pairs:  # every target ends in the right answer
-        reference = target.split("Ans:")[-1]
-        assert verify_exact_integer(target, reference).success
+        reference = text(target).split("Ans:")[-1]
+        assert verify_exact_integer(text(target), reference).success
+
+
+def _problem(context: str) -> tuple[str, int]:
+    """(full chain, hidden position) of a missing-operand prompt."""
+    from cipo.tasks.arithmetic import evaluate
+
+    hidden = context.split("Q:")[1].split("=")[0]
+    for digit in range(1, 10):
+        expression = hidden.replace("?", str(digit))
+        if str(evaluate(expression)) == context.split("=")[1].split("\n")[0]:
+            return expression, hidden.split("?")[0].count("+") + hidden.split("?")[0].count("-")
+    raise AssertionError(context)
 
 
 def test_wrong_guess_attempts_are_wrong():
@@ -122,3 +144,12 @@ def test_tiny_missing_operand_build_reports_inline_checks(build_script, tmp_path
     assert report["steps"] == 2 and "frac_inline_check" in report and report["args"]["levels"] == "1,2,3,4"
     with pytest.raises(SystemExit):  # the arithmetic task has no inline checks to ask for
         build_script.main(["--inline-check-share", "0.5", "--out", str(tmp_path / "q"), "--max-steps", "1"])
+
+
+def test_collate_leaves_untrained_segments_out_of_the_loss(build_script, built_tokenizer):
+    batch = build_script.collate([("Q:", (("ab", True), ("c", False), ("d", True))), ("Q:", "abcd")], built_tokenizer)
+    eos = built_tokenizer.eos_token_id
+    assert batch["input_ids"][0].tolist() == batch["input_ids"][1].tolist()  # the same row either way
+    ids = built_tokenizer("abcd", add_special_tokens=False)["input_ids"]
+    assert batch["labels"][0].tolist() == [-100, -100, ids[0], ids[1], -100, ids[3], eos]
+    assert batch["labels"][1].tolist() == [-100, -100, *ids, eos]

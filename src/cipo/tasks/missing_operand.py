@@ -11,12 +11,11 @@ the chain forwards, the computation the worked solution writes out anyway: its l
 the given result or it is not, and by how much tells the fix. A first attempt may therefore carry
 an inline check (the verifier scores the *last* ``Ans:`` line)::
 
-    4+6-6=10-6=4\nAns:6\nCheck:6+5-4=7\n4+7-6=11-6=5\nAns:7
+    4+6-6=10-6=4\nAns:6\nCheck:6+5-4=11-4=7\n4+7-6=11-6=5\nAns:7
 
 The check line ``guess + result - value`` (``guess + value - result`` when the hidden operand is
-subtracted) moves the guess by the miss; each of its steps adds or subtracts two numbers that are
-on the page, as in the arithmetic task. Then the new guess's chain confirms it. A right attempt's
-check keeps it (``7+5-5=7``).
+subtracted) moves the guess by the miss, worked one operation at a time like every chain here;
+then the new guess's chain confirms it. A right attempt's check keeps it (``7+5-5=12-5=7``).
 
 The correction prompt of this task ends exactly where an inline check starts
 (``{problem}{attempt}\nCheck:``), so a revision trained in the correction stream is the same token
@@ -107,13 +106,13 @@ def answer_of(expression: str, position: int) -> int:
 
 
 def check_line(expression: str, position: int, guess: int) -> str:
-    """``guess + result - value = new`` (``guess + value - result`` for a subtracted operand), where
-    ``value`` is where the guess's chain ends: ``new`` is the answer."""
+    """``guess+result-value=..=new`` (``guess+value-result`` for a subtracted operand), worked step by
+    step, where ``value`` is where the guess's chain ends: ``new`` is the answer."""
     numbers, ops = tokenize_expression(expression)
     target, value = evaluate(expression), evaluate(substitute(expression, position, guess))
     added = position == 0 or ops[position - 1] == "+"
     first, second = (target, value) if added else (value, target)
-    return f"{guess}+{first}-{second}={guess + first - second}"
+    return "=".join(solution_steps(f"{guess}+{first}-{second}"))
 
 
 def revision(expression: str, position: int, previous_guess: int | None) -> str:
