@@ -138,8 +138,8 @@ PAPER = sorted(p.stem for p in (CONF_DIR / "experiment").glob("paper_*.yaml"))
 
 
 def test_experiments_are_settings_not_algorithms():
-    # builtin_matched: 24 prompts per step; smollm2: the real chat model
-    settings = {"builtin", "builtin_matched", "paper_math", "paper_code", "smollm2"}
+    # builtin_matched: 24 prompts per step; smollm2: the real chat model; builtin_missing_operand: the second task
+    settings = {"builtin", "builtin_matched", "builtin_missing_operand", "paper_math", "paper_code", "smollm2"}
     assert {p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")} == settings
     for path in (CONF_DIR / "experiment").glob("*.yaml"):
         assert "override /algorithm" not in path.read_text(), f"{path.name} chooses an algorithm: use algorithm="
