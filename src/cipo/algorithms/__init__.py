@@ -12,11 +12,11 @@ from cipo.algorithms.advantages import (
     group_advantages,
     group_outcome_fractions,
 )
+from cipo.algorithms.anchors import select_anchors
 from cipo.algorithms.correction import (
     PROMPT_FIELDS,
     CorrectionCounts,
     build_correction_prompts,
-    select_anchors,
     shape_correction_rewards,
 )
 from cipo.algorithms.losses import (

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cipo.algorithms.advantages import ADVANTAGE_METHODS, SHAPING_PLACES, STD_SCOPES
-from cipo.algorithms.correction import ANCHOR_PREFERENCES
+from cipo.algorithms.anchors import ANCHOR_PREFERENCES
 from cipo.algorithms.importance import IS_MODES
 from cipo.algorithms.losses import KL_ESTIMATORS, LOSS_AGG_MODES, STREAM_WEIGHTINGS, check_clip_range
 from cipo.algorithms.replay import ReplayControl

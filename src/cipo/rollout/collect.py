@@ -37,8 +37,9 @@ from dataclasses import dataclass
 import torch
 
 from cipo.algorithms.advantages import correction_advantages, group_advantages
+from cipo.algorithms.anchors import select_anchors
 from cipo.algorithms.config import AlgorithmConfig
-from cipo.algorithms.correction import CorrectionCounts, select_anchors
+from cipo.algorithms.correction import CorrectionCounts
 from cipo.rollout import correction_prompts as token_prompts
 from cipo.rollout.dynamic_rounds import fill_informative_groups
 from cipo.rollout.engine import RolloutEngine

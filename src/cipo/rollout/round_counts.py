@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
-from cipo.algorithms.correction import PASS_RATE_BUCKETS, CorrectionCounts
+from cipo.algorithms.anchors import PASS_RATE_BUCKETS
+from cipo.algorithms.correction import CorrectionCounts
 from cipo.algorithms.replay import RetentionCounts
 from cipo.types import Completion, VerifierResult, VerifyStatus
 
