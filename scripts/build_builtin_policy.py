@@ -48,6 +48,9 @@ from warm_start_examples import CURRICULA, TASKS, ExampleStream, corrupted_solut
 ASSETS = Path(__file__).resolve().parents[1] / "src" / "cipo" / "assets"
 DEFAULT_OUT = {"arithmetic": ASSETS / "builtin_policy", "missing_operand": ASSETS / "missing_operand_policy"}
 DEFAULT_LEVELS = {"arithmetic": "1,2,3,4,5,6", "missing_operand": "1,2,3,4"}
+# sampled probe accuracy at which the warm start stops; the missing-operand policy stops earlier, where
+# its forced self-correction already works (fix rate ~3x chance in a probe build) and RL has room left
+DEFAULT_TARGET = {"arithmetic": 0.4, "missing_operand": 0.3}
 MAX_NEW_TOKENS = 96
 
 
@@ -140,7 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--levels", default=None, help="numbers of operations, e.g. 1,2,3 (default: the task's)")
     parser.add_argument("--inline-check-share", type=float, default=None, help="tasks with inline checks only")
     parser.add_argument("--max-steps", type=int, default=3000)
-    parser.add_argument("--target-accuracy", type=float, default=0.4)
+    parser.add_argument("--target-accuracy", type=float, default=None, help="default: the task's")
     parser.add_argument("--check-every", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-3)
@@ -155,6 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     args.out = args.out or DEFAULT_OUT[args.task]
     args.levels = args.levels or DEFAULT_LEVELS[args.task]
+    args.target_accuracy = args.target_accuracy if args.target_accuracy is not None else DEFAULT_TARGET[args.task]
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
