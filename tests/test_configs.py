@@ -438,6 +438,7 @@ def test_the_two_builtin_settings_differ_only_in_task_policy_and_name(tmp_path):
     assert second["model"]["path"] == "builtin_missing_operand"
     assert second["data"]["train"]["_target_"] == "cipo.tasks.missing_operand.missing_operand_records"
     assert second["data"]["correction_template"] == "{problem}{attempt}\nCheck:"  # ends where an inline check starts
+    assert second["data"]["transplant_as"] == "inline_check" and "transplant_as" not in first["data"]
 
 
 def test_missing_operand_data_builds_disjoint_splits(tmp_path):

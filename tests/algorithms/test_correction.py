@@ -133,3 +133,13 @@ def test_a_hidden_verdict_run_refuses_a_feedback_template():
     assert training_correction_template(hidden, verdict, True) == verdict  # revealed anyway: feedback allowed
     with pytest.raises(ValueError, match=r"uses \{feedback\}, which reveals the verdict.*reveal_verdict=true"):
         training_correction_template("{problem}{attempt}\n{feedback}\nCheck:", verdict, False)
+
+
+def test_continuation_suffix():
+    from cipo.algorithms.correction import continuation_suffix
+
+    assert continuation_suffix("{problem}{attempt}\nCheck:") == "\nCheck:"
+    assert continuation_suffix("{problem}{attempt}\n{{Check}}") == "\n{Check}"
+    for bad in ("Problem: {problem}{attempt}", "{problem}{attempt} {verdict}"):
+        with pytest.raises(ValueError, match="transplant_as=inline_check needs a correction template"):
+            continuation_suffix(bad)

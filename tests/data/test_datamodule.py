@@ -176,3 +176,10 @@ def test_a_bad_row_names_the_config_key_that_skips_it_once(tmp_path):
     assert message.startswith(f"data.heldout: {path} line 2: is not valid JSON")
     assert message.endswith("; or set data.heldout.on_error=skip to drop bad rows with a count")
     assert message.count("on_error") == 1 and info.value.__cause__ is None  # one message, not a chain of two
+
+
+def test_transplant_form_is_checked():
+    templates = dict(correction_template="{problem}{attempt}", verdict_template="{problem}{attempt}{verdict}")
+    assert make().transplant_as == "answer"
+    with pytest.raises(ValueError, match=r"data\.transplant_as must be one of \('answer', 'inline_check'\)"):
+        PromptDataModule(lambda: RECORDS, lambda: HELDOUT, 4, transplant_as="prefix", **templates)

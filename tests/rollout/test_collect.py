@@ -419,3 +419,25 @@ def test_the_round_reports_what_re_solving_would_keep_and_the_anchors_pass_rates
     shares = {b: m[f"correction/anchor_share_pass_{b}"] for b in ("0", "low", "mid", "high", "1")}
     assert sum(shares.values()) == pytest.approx(1.0) and shares["0"] == shares["1"] == 0.0
     assert run_round(built_tokenizer, algo("grpo"))[0].counts.retention_counts() is None
+
+
+def test_transplant_as_an_inline_check_continues_the_attempt(built_tokenizer):
+    """data.transplant_as=inline_check: the row is the prompt + the failed attempt (context), then
+    "\\nCheck:" + the fixed revision (trained): a first attempt that checks itself."""
+    engine = ScriptedEngine(built_tokenizer, make_script())
+    template = "{problem}{attempt}\nCheck:"
+    result = collect_round(
+        engine, built_tokenizer, ExactIntegerVerifier(), RECORDS, algo(num_anchors=4, transplant=True), SAMPLING,
+        template, 0.5, seed=5, step=0, transplant_inline=True,
+    )  # fmt: skip
+    batch, prompts = result.batch, _anchor_prompts(engine)
+    n_main = len(RECORDS) * G
+    failed = [p for p, right in zip(prompts, _anchor_verdicts(prompts)[::2].tolist()) if not right]
+    moved = range(n_main, n_main + len(failed))
+    assert failed and batch.is_transplant[n_main : n_main + len(failed)].all()
+    rows = decode_rows(built_tokenizer, batch)
+    for prompt, i in zip(failed, moved):
+        record = problem_of(prompt, RECORDS)
+        assert rows[i] == prompt + answer(record.reference, True)  # = the correction episode's text
+        trained = batch.input_ids[i][batch.loss_mask[i].bool()].tolist()
+        assert built_tokenizer.decode(trained, skip_special_tokens=True) == "\nCheck:" + answer(record.reference, True)

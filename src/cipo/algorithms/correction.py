@@ -124,6 +124,19 @@ def training_correction_template(correction_template: str, verdict_template: str
     return correction_template
 
 
+def continuation_suffix(template: str) -> str:
+    """The text a continuation-style correction template adds after the attempt ("{problem}{attempt}\\nCheck:"
+    -> "\\nCheck:"): a revision after it continues the first attempt itself (an inline check)."""
+    head = "{problem}{attempt}"
+    suffix = template[len(head) :]
+    if not template.startswith(head) or _template_fields(suffix):
+        raise ValueError(
+            f"data.transplant_as=inline_check needs a correction template that starts with {head!r} and has no "
+            f"field after it, got {template!r}"
+        )
+    return suffix.replace("{{", "{").replace("}}", "}")
+
+
 def _paired(anchor_success: Tensor, correction_success: Tensor) -> tuple[Tensor, Tensor]:
     s_a = as_bool(anchor_success, "anchor_success")
     s_c = as_bool(correction_success, "correction_success")

@@ -42,7 +42,7 @@ import lightning as L
 from lightning.pytorch.strategies import FSDPStrategy
 
 from cipo.algorithms.config import AlgorithmConfig
-from cipo.algorithms.correction import training_correction_template
+from cipo.algorithms.correction import continuation_suffix, training_correction_template
 from cipo.algorithms.replay import ReplayState, initial_replay_state, update_replay_ratio
 from cipo.parallel import GatheredEngine, gather_objects, shard
 from cipo.rollout.collect import collect_round
@@ -123,6 +123,7 @@ class RolloutCallback(L.Callback):
             seed=self._seed(trainer.current_epoch),
             step=trainer.current_epoch,
             draw=datamodule.next_prompts,  # dynamic sampling's refills (one process: see setup)
+            transplant_inline=self._transplant_inline(datamodule, template),
         )
         pl_module.rollout_batch = result.batch
         counts = dataclasses.replace(result.counts, rollout_s=time.perf_counter() - self._epoch_started)
@@ -214,6 +215,15 @@ class RolloutCallback(L.Callback):
     def _log_to_loggers(trainer: L.Trainer, metrics: dict[str, float], step: int) -> None:
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)
+
+    @staticmethod
+    def _transplant_inline(datamodule, template: str) -> bool:
+        """data.transplant_as=inline_check; the template in use must add a fixed text after the
+        attempt (no verdict, no feedback: that text becomes part of the trained row)."""
+        if getattr(datamodule, "transplant_as", "answer") != "inline_check":
+            return False
+        continuation_suffix(template)
+        return True
 
     def _seed(self, epoch: int) -> int:
         """Different on every rank and step (rank 0's seeds are those of a single-process run)."""

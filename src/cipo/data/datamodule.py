@@ -26,6 +26,7 @@ from cipo.data.prompts import PromptStyle
 from cipo.types import Record
 
 RecordSource = Callable[[], list[Record]]
+TRANSPLANT_FORMS = ("answer", "inline_check")
 
 
 class UpdateIndices(Dataset):
@@ -101,6 +102,7 @@ class PromptDataModule(L.LightningDataModule):
         updates_per_step: int = 1,
         prompt: PromptStyle | None = None,
         verifier: str | None = None,
+        transplant_as: str = "answer",
     ) -> None:
         super().__init__()
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -120,6 +122,11 @@ class PromptDataModule(L.LightningDataModule):
         # The verifier class (``_target_``) the records' references are written for; the commands
         # refuse another one before any work (cipo.settings.check_data_verifier).
         self.verifier = verifier
+        # How algorithm.correction.transplant trains a fixed revision (rollout/collect.py):
+        # "answer" to the original prompt, or as the "inline_check" that continues the attempt.
+        if transplant_as not in TRANSPLANT_FORMS:
+            raise ValueError(f"data.transplant_as must be one of {TRANSPLANT_FORMS}, got {transplant_as!r}")
+        self.transplant_as = transplant_as
         self.train_records: list[Record] = []
         self.heldout_records: list[Record] = []
         self._sources: tuple[list[Record], list[Record]] | None = None

@@ -82,11 +82,14 @@ def collect_round(
     step: int,
     num_samples_logged: int = SAMPLES_LOGGED,
     draw: Callable[[int], list[Record]] | None = None,
+    transplant_inline: bool = False,
 ) -> RoundResult:
     """Generate, verify and score one step's main and correction episodes, and pack them.
 
     ``draw(count)``: ``count`` more train records, for dynamic sampling's extra rounds (required
-    when ``algorithm.dynamic_sampling.enabled``)."""
+    when ``algorithm.dynamic_sampling.enabled``). ``transplant_inline``: a transplanted revision
+    continues its attempt as an inline check instead of answering the bare prompt
+    (``rollout/transplant.py``; the template must be ``{problem}{attempt}<fixed text>``)."""
     group_size, corr, clock = algorithm.group_size, algorithm.correction, _Clock()
 
     def sample(records: list[Record], seed: int) -> Stream:
@@ -124,7 +127,7 @@ def collect_round(
         verify_stream(correction, verify, corr.samples_per_anchor, clock)
         score_corrections(correction, main, anchors, algorithm)
         if corr.transplant and corr.objective == "rl":
-            transplanted = transplant(main, correction, anchors, group_size, algorithm)
+            transplanted = transplant(main, correction, anchors, group_size, algorithm, transplant_inline, tokenizer)
         counts = correction_counts(counts, anchor_counts, main, anchors, correction, group_size, transplanted)
         samples = correction_samples(main, anchors, correction, corr.samples_per_anchor, num_samples_logged)
     samples = samples or main_samples(main, group_size, num_samples_logged)
