@@ -223,8 +223,6 @@ def objective_metrics(totals: dict[str, float], denominators: Denominators) -> d
     }
     for name in CLIP_STATS:
         metrics[f"train/{name}"] = totals.get(f"{name}_sum", 0.0) / rl_tokens
-    if totals.get("transplant_tokens"):
-        metrics["train/transplant_tokens"] = totals["transplant_tokens"]
     if "kl" in totals:
         metrics["train/kl"] = totals["kl"]
     if "is_weight_sum" in totals:
