@@ -8,8 +8,8 @@ validation (first-attempt accuracy over all samples, fix rate, retention, second
 and its paired change over the revised attempts, val/second_attempt_accuracy -
 val/first_attempt_accuracy), first-attempt accuracy averaged over the last three validations,
 and training-time means over the second half of the run (rollout accuracy, replay ratio, retention,
-re-solve rate, share of mid-pass-rate anchors, transplanted rows). The summary gives mean, sample
-std and min..max over seeds per configuration.
+re-solve rate, anchors per pass-rate bucket, broken revisions per step, transplanted rows). The
+summary gives mean, sample std and min..max over seeds per configuration.
 """
 
 from __future__ import annotations
@@ -35,7 +35,11 @@ TRAINING = {  # column -> tag, averaged over the second half of the RL steps
     "train_retention": "correction/retention",
     "train_fix_rate": "correction/fix_rate",
     "train_resolve_rate": "correction/resolve_rate",
+    "train_anchor_share_0": "correction/anchor_share_pass_0",
+    "train_anchor_share_low": "correction/anchor_share_pass_low",
     "train_anchor_share_mid": "correction/anchor_share_pass_mid",
+    "train_anchor_share_high": "correction/anchor_share_pass_high",
+    "train_broken": "correction/num_broken",  # revisions the breakage penalty hits, per step
     "train_transplanted": "correction/num_transplanted",
 }
 SUMMARY = ["first_attempt_accuracy", "accuracy_last3", "fix_rate", "retention", "second_minus_first", "pass@4"]
