@@ -169,6 +169,7 @@ class RolloutBatch:
             advantages=self.advantages,
             is_correction=self.is_correction,
             sft_mask=self.sft_mask,
+            is_transplant=self.is_transplant,
             engine_logprobs=take(self.engine_logprobs),
             old_logprobs=None if self.old_logprobs is None else take(self.old_logprobs),
             step=self.step,
