@@ -141,32 +141,35 @@ def sample(
     history = []  # (rows, sampled, logprob) of every step; a finished row's entries past its EOS are cut below
     cache = DynamicCache()
     cache.layers = layers
-    for step in range(max_new_tokens):
-        scores = logits
-        if step < min_new:
-            scores[:, eos_id] = -float("inf")
-        if temperature > 0:
-            if temperature != 1.0:
-                scores = scores / temperature
-            if top_p_warper is not None:
-                scores = top_p_warper(None, scores)
-            noise = torch.empty((total, scores.shape[1]), device=device).exponential_(1)
-            chosen = (torch.softmax(scores, dim=-1) / noise[rows]).argmax(dim=-1)
-        else:
-            chosen = scores.argmax(dim=-1)
-        history.append((rows, chosen, torch.log_softmax(scores, dim=-1).gather(1, chosen[:, None]).squeeze(1)))
-        alive &= chosen != eos_id
-        finished = len(alive) - int(alive.sum())
-        if finished == len(alive) or step == max_new_tokens - 1:
-            break
-        if finished >= COMPACT_SHARE * len(alive):
-            keep = alive.nonzero().flatten()
-            for layer in layers:
-                layer.keep_rows(keep)
-            positions, chosen, rows, alive = positions[keep], chosen[keep], rows[keep], alive[keep]
-        else:
-            chosen = torch.where(alive, chosen, pad_id)
-        with decoding(model):
+    # the attention switch stays on for the whole loop (switching it costs two config writes per step)
+    with decoding(model):
+        for step in range(max_new_tokens):
+            scores = logits
+            if step < min_new:
+                scores[:, eos_id] = -float("inf")
+            if temperature > 0:
+                if temperature != 1.0:
+                    scores = scores / temperature
+                if top_p_warper is not None:
+                    scores = top_p_warper(None, scores)
+                noise = torch.empty((total, scores.shape[1]), device=device).exponential_(1)
+                if len(rows) < total:  # compacted: the noise of the rows still running
+                    noise = noise[rows]
+                chosen = (torch.softmax(scores, dim=-1) / noise).argmax(dim=-1)
+            else:
+                chosen = scores.argmax(dim=-1)
+            history.append((rows, chosen, torch.log_softmax(scores, dim=-1).gather(1, chosen[:, None]).squeeze(1)))
+            alive &= chosen != eos_id
+            finished = len(alive) - int(alive.sum())
+            if finished == len(alive) or step == max_new_tokens - 1:
+                break
+            if finished >= COMPACT_SHARE * len(alive):
+                keep = alive.nonzero().flatten()
+                for layer in layers:
+                    layer.keep_rows(keep)
+                positions, chosen, rows, alive = positions[keep], chosen[keep], rows[keep], alive[keep]
+            else:
+                chosen = torch.where(alive, chosen, pad_id)
             output = model(
                 input_ids=chosen[:, None],
                 position_ids=positions[:, None],
@@ -174,8 +177,8 @@ def sample(
                 use_cache=True,
                 prompt_cache=layers,
             )
-        logits = output.logits[:, -1].float()
-        positions = positions + 1
+            logits = output.logits[:, -1].float()
+            positions = positions + 1
     return _assemble(history, total, eos_id, pad_id)
 
 

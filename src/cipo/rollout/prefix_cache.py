@@ -42,6 +42,7 @@ class PromptSharedLayer(DynamicLayer):
         super().__init__()
         self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
         self.prompt_keys, self.prompt_values, self.prompt_bias, self.n = keys, values, prompt_bias, n
+        self.prompt_mask = prompt_bias[:, None, None, :].float()  # (B, 1, 1, P), as the attention adds it
         rows = keys.shape[0] * n
         self.key_buffer = keys.new_empty((rows, keys.shape[1], capacity, keys.shape[-1]))
         self.value_buffer = values.new_empty((rows, values.shape[1], capacity, values.shape[-1]))
@@ -111,15 +112,34 @@ def shared_prompt_attention(
     groups = heads // kv
     if rows <= layer.prompt_keys.shape[0]:  # few rows left: copying their prompts is cheaper than grouping
         return _per_row_attention(query, key, value, layer, scaling)
-    q = query.view(rows, kv, groups, dim).float() * scaling
-    prompt = _by_prompt(q, layer) @ layer.prompt_keys.float().transpose(-1, -2) + layer.prompt_bias[:, None, None, :]
-    own = q @ key.float().transpose(-1, -2)  # (R, kv, g, S); (B, kv, n * g, P) above, -inf on prompt padding
-    prompt_out = _by_row(torch.softmax(prompt, dim=-1) @ layer.prompt_values.float(), layer, groups)
-    prompt_lse = _by_row(torch.logsumexp(prompt, dim=-1, keepdim=True), layer, groups)
-    own_out = torch.softmax(own, dim=-1) @ value.float()
-    share = torch.sigmoid(prompt_lse - torch.logsumexp(own, dim=-1, keepdim=True))
-    out = (own_out + share * (prompt_out - own_out)).to(query.dtype)  # (R, kv, g, d)
+    # A decode step of a small model is mostly per-operator overhead: each part is one fused kernel
+    # that also returns its log-sum-exp (SDPA's CPU flash kernel), instead of ~5 separate operators.
+    q = query.view(rows, kv, groups, dim).float()  # (R, kv, g, d); per prompt (B, kv, n * g, d) below
+    prompt_out, prompt_lse = _attention_with_lse(
+        _by_prompt(q, layer), layer.prompt_keys.float(), layer.prompt_values.float(), layer.prompt_mask, scaling
+    )
+    own_out, own_lse = _attention_with_lse(q, key.float(), value.float(), None, scaling)
+    prompt_out, prompt_lse = _by_row(prompt_out, layer, groups), _by_row(prompt_lse[..., None], layer, groups)
+    share = torch.sigmoid(prompt_lse - own_lse[..., None])
+    out = torch.lerp(own_out, prompt_out, share).to(query.dtype)  # own + share * (prompt - own), (R, kv, g, d)
     return out.view(rows, 1, heads, dim), None
+
+
+def _attention_with_lse(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None, scaling: float):
+    """softmax(q k^T * scaling + mask) v and its log-sum-exp per query: (N, h, L, d), (N, h, L)."""
+    if query.device.type == "cpu":  # SDPA's CPU flash kernel; the public SDPA does not return the lse
+        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            query, key, value, 0.0, False, attn_mask=mask, scale=scaling
+        )
+    return _attention_with_lse_unfused(query, key, value, mask, scaling)
+
+
+def _attention_with_lse_unfused(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None, scaling: float):
+    """``_attention_with_lse`` in separate operators (other devices)."""
+    scores = (query * scaling) @ key.transpose(-1, -2)
+    if mask is not None:
+        scores = scores + mask
+    return torch.softmax(scores, dim=-1) @ value, torch.logsumexp(scores, dim=-1)
 
 
 def _per_row_attention(query: Tensor, key: Tensor, value: Tensor, layer: PromptSharedLayer, scaling: float):
