@@ -112,8 +112,9 @@ def shared_prompt_attention(
     groups = heads // kv
     if rows <= layer.prompt_keys.shape[0]:  # few rows left: copying their prompts is cheaper than grouping
         return _per_row_attention(query, key, value, layer, scaling)
-    # A decode step of a small model is mostly per-operator overhead: each part is one fused kernel
-    # that also returns its log-sum-exp (SDPA's CPU flash kernel), instead of ~5 separate operators.
+    # As separate operators (bmm, softmax, logsumexp) each part costs per row and head, not per FLOP
+    # (rows x heads tiny products); one fused kernel per part that also returns its log-sum-exp is
+    # ~40% cheaper on CPU (docs/performance.md, target 1).
     q = query.view(rows, kv, groups, dim).float()  # (R, kv, g, d); per prompt (B, kv, n * g, d) below
     prompt_out, prompt_lse = _attention_with_lse(
         _by_prompt(q, layer), layer.prompt_keys.float(), layer.prompt_values.float(), layer.prompt_mask, scaling
