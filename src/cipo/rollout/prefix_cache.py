@@ -126,10 +126,15 @@ def shared_prompt_attention(
     return out.view(rows, 1, heads, dim), None
 
 
+# SDPA's CPU flash kernel (torch >= 2.2) returns (output, lse); a private op, so a torch without it
+# takes the unfused formula (tests/rollout/test_prefix_cache.py checks the two agree).
+_CPU_FLASH = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+
+
 def _attention_with_lse(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None, scaling: float):
     """softmax(q k^T * scaling + mask) v and its log-sum-exp per query: (N, h, L, d), (N, h, L)."""
-    if query.device.type == "cpu":  # SDPA's CPU flash kernel; the public SDPA does not return the lse
-        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+    if query.device.type == "cpu" and _CPU_FLASH is not None:  # the public SDPA does not return the lse
+        return _CPU_FLASH(
             query, key, value, 0.0, False, attn_mask=mask, scale=scaling
         )
     return _attention_with_lse_unfused(query, key, value, mask, scaling)
