@@ -221,3 +221,44 @@ def run_cipo(overrides: list[str], output_dir: Path) -> dict:
         "peak_rss_mb": peak_rss_mb(),
         "policy": str(Path(cfg.paths.output_dir) / "policy"),
     }
+
+
+def eval_seed(seed: int) -> int:
+    """The held-out evaluation's sampling seed for training seed ``seed``: the same for both trainers of a seed
+    (a paired comparison), another for every seed (so the evaluation's own noise is inside the seed spread)."""
+    return 12345 + 1000 * seed
+
+
+def heldout_correct(policy: str, overrides: list[str], problems: int, samples: int, max_new_tokens: int, seed: int):
+    """Correct answers out of ``samples`` on each of the first ``problems`` held-out problems, for a saved policy.
+
+    One evaluation for every trainer's policy (cipo's and TRL's alike): the held-out split of
+    ``conf/train.yaml`` + ``overrides`` (``data.heldout.num_records`` raised to ``problems``), its verifier,
+    ``cipo.rollout.evaluate.generate_results`` through HF ``generate`` at temperature 1, top-p 1, sampling
+    seed ``seed``. Returns a list of ``problems`` ints.
+    """
+    import tempfile
+
+    from hydra.utils import instantiate
+
+    from cipo.models.load import load_policy
+    from cipo.rollout.engine import SamplingSettings
+    from cipo.rollout.evaluate import generate_results
+    from cipo.rollout.hf_engine import HFEngine
+
+    cfg = compose([*overrides, f"data.heldout.num_records={problems}"], Path(tempfile.mkdtemp(prefix="cipo_eval_")))
+    datamodule = instantiate(cfg.data, _convert_="all")
+    datamodule.setup("fit")
+    records = datamodule.heldout_records[:problems]
+    if len(records) < problems:
+        raise SystemExit(f"only {len(records)} held-out problems, {problems} asked for")
+    model, tokenizer = load_policy(policy)
+    results = generate_results(
+        HFEngine(model, tokenizer),
+        records,
+        instantiate(cfg.verifier),
+        SamplingSettings(max_new_tokens=max_new_tokens),
+        num_samples=samples,
+        seed=seed,
+    )
+    return [result.num_correct for result in results]
