@@ -106,6 +106,30 @@ def curve_table(curves: list[dict[str, str]]) -> list[str]:
     return lines
 
 
+def lockstep_table(curves: list[dict[str, str]]) -> list[str]:
+    """For runs where both sides drew from the same RNG stream (``--trl-sampling cipo``): per seed, how many
+    steps the two sides sampled the same batches (same reward and mean length), and how far their gradient
+    and update norms were apart on those steps (largest relative difference)."""
+    lines = ["| seed | steps with identical batches | largest relative gap, gradient norm | ... update norm |",
+             "|---|---|---|---|"]  # fmt: skip
+    fields = ("reward", "completion_len", "grad_norm", "update_norm")
+    sides = {side: {f: curves_by_seed(curves, side, f) for f in fields} for side in SIDES}
+    for seed in sorted(sides["cipo"]["reward"]):
+        a, b = sides["cipo"], sides["trl"]
+        steps = len(a["reward"][seed])
+        same = next(
+            (i for i in range(steps) if any(a[f][seed][i] != b[f][seed][i] for f in ("reward", "completion_len"))),
+            steps,
+        )
+        gaps = [
+            max((abs(x - y) / max(abs(x), abs(y)) for x, y in zip(a[f][seed][:same], b[f][seed][:same]) if x or y),
+                default=0.0)
+            for f in ("grad_norm", "update_norm")
+        ]  # fmt: skip
+        lines.append(f"| {seed} | {same} of {steps} | {gaps[0]:.1e} | {gaps[1]:.1e} |")
+    return lines
+
+
 def plot(folder: Path, runs: list[dict[str, str]], curves: list[dict[str, str]]) -> None:
     import matplotlib
 
@@ -162,8 +186,10 @@ def plot(folder: Path, runs: list[dict[str, str]], curves: list[dict[str, str]])
     plt.close(figure)
 
 
-def report(folder: Path, compare: Path | None = None) -> str:
-    """Write ``table.md`` and the plots into ``folder``; return the table text (also printed)."""
+def report(folder: Path, compare: Path | None = None, lockstep: bool = False) -> str:
+    """Write ``table.md`` and the plots into ``folder``; return the table text (also printed).
+
+    ``lockstep``: the study ran TRL on cipo's sampling seeds; add ``lockstep_table``."""
     runs, curves = read_rows(folder / "runs.csv"), read_rows(folder / "curves.csv")
     lines = list(TABLE_HEAD)
     if compare is not None:
@@ -172,6 +198,8 @@ def report(folder: Path, compare: Path | None = None) -> str:
     else:
         lines += accuracy_table(runs)
     lines += ["", *seed_table(runs), "", *curve_table(curves)]
+    if lockstep:
+        lines += ["", *lockstep_table(curves)]
     text = "\n".join(lines) + "\n"
     (folder / "table.md").write_text(text)
     plot(folder, runs, curves)
@@ -183,8 +211,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="a folder with runs.csv and curves.csv")
     parser.add_argument("--compare", type=Path, help="another study's folder, shown first in the table")
+    parser.add_argument(
+        "--lockstep", action="store_true", help="TRL ran on cipo's sampling seeds (--trl-sampling cipo)"
+    )
     args = parser.parse_args()
-    report(args.folder, args.compare)
+    report(args.folder, args.compare, args.lockstep)
 
 
 if __name__ == "__main__":

@@ -198,7 +198,7 @@ def main() -> None:
     write_csv(args.out / "curves.csv", curves)
     import parity_report
 
-    parity_report.report(args.out)
+    parity_report.report(args.out, lockstep=args.trl_sampling == "cipo")
 
 
 if __name__ == "__main__":

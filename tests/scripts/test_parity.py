@@ -115,3 +115,15 @@ def test_parity_verdict_needs_seeds_and_an_interval_that_excludes_zero():
     assert "no verdict" in parity_stats.parity_verdict([0.30], [0.52])  # one unlucky seed reads as nothing
     far = parity_stats.parity_verdict([0.30, 0.31, 0.29], [0.50, 0.52, 0.51])
     assert "DIFFER beyond chance" in far and "cipo 0.300 [" in far
+
+
+def test_lockstep_table_counts_the_steps_both_sides_sampled_alike():
+    rows = []
+    for side, rewards, grads in (
+        ("cipo", [0.5, 0.25, 0.75], [0.2, 0.3, 0.1]),
+        ("trl", [0.5, 0.25, 0.5], [0.2, 0.3003, 0.4]),
+    ):
+        for step, (reward, grad) in enumerate(zip(rewards, grads), start=1):
+            rows.append({"side": side, "seed": "7", "step": str(step), "reward": str(reward), "completion_len": "40",
+                         "grad_norm": str(grad), "update_norm": "0.05"})  # fmt: skip
+    assert parity_report.lockstep_table(rows)[2] == "| 7 | 2 of 3 | 1.0e-03 | 0.0e+00 |"
