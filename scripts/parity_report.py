@@ -46,14 +46,21 @@ def accuracy_table(runs: list[dict[str, str]], label: str = "") -> list[str]:
     lines = []
     for step in steps:
         a, b = accuracies(runs, "cipo", step), accuracies(runs, "trl", step)
-        cells = [f"{label}{step}", mean_interval(initial).text() if initial else "-"]
+        cells = [f"{label}{step}", mean_interval(initial).text() if len(initial) > 1 else "-"]
         for values in (a, b):
             interval = mean_interval(list(values.values()))
-            cells.append(f"{interval.text()} sd {interval.sd:.3f}, n {interval.n}")
-        welch = welch_difference(list(a.values()), list(b.values()))
-        paired = paired_difference(a, b)
-        cells += [f"{welch.text()} p {welch.p_value:.2f}", f"{paired.text()} p {paired.p_value:.2f}"]
-        cells.append(f"{spread_test(list(a.values()), list(b.values())):.2f}")
+            cells.append(
+                f"{interval.text()} sd {interval.sd:.3f}, n {interval.n}"
+                if interval.n > 1
+                else f"{interval.estimate:.3f}"
+            )
+        if min(len(a), len(b)) < 2:  # one seed a side: no interval, no test
+            cells += ["-", "-", "-"]
+        else:
+            welch = welch_difference(list(a.values()), list(b.values()))
+            paired = paired_difference(a, b)
+            cells += [f"{welch.text()} p {welch.p_value:.2f}", f"{paired.text()} p {paired.p_value:.2f}"]
+            cells.append(f"{spread_test(list(a.values()), list(b.values())):.2f}")
         ses = [float(r["eval_se"]) for r in runs if r["side"] in SIDES and int(r["step"]) == step]
         cells.append(f"{statistics.fmean(ses):.3f}")
         lines.append("| " + " | ".join(cells) + " |")
@@ -158,7 +165,7 @@ def plot(folder: Path, runs: list[dict[str, str]], curves: list[dict[str, str]])
     figure, ax = plt.subplots(figsize=(7, 5))
     steps = sorted({int(r["step"]) for r in runs if r["side"] in SIDES})
     initial = list(accuracies(runs, "initial", 0).values())
-    if initial:
+    if len(initial) > 1:
         band = mean_interval(initial)
         ax.axhspan(band.low, band.high, color="grey", alpha=0.3, label="initial policy (95% CI)")
     for offset, side in zip((-0.8, 0.8), SIDES, strict=True):

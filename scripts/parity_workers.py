@@ -73,7 +73,7 @@ def cipo_probe(folder: str, snapshots: list[int]):
 
 
 def cipo_worker(args, folder: Path) -> list[dict]:
-    from cipo.cli import train
+    from cipo.cli.train import train
     from parity_workers import UPDATE_NORMS as update_norms  # the module Hydra's callback lives in
 
     update_norms.clear()
