@@ -26,6 +26,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -135,7 +136,7 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 
 WORK_OPTIONS = ("threads", "prompts", "group", "max_new_tokens", "micro_batch", "lr", "steps", "eval_problems")
-WORK_OPTIONS += ("eval_samples", "trl_sampling")
+WORK_OPTIONS += ("eval_samples", "trl_sampling", "cipo_sampling")
 
 
 def seed_list(text: str) -> list[int]:
@@ -162,6 +163,16 @@ def main() -> None:
         help="TRL's sampling RNG: its own global stream, or cipo's per-step seeds (then both sides draw the same "
         "completions as long as their weights agree: a lockstep check of everything after sampling)",
     )
+    parser.add_argument(
+        "--cipo-sampling",
+        choices=("reseed", "stream"),
+        default="reseed",
+        help="cipo's sampling RNG: reseeded from each step's seed (as shipped), or one stream seeded once (as TRL)",
+    )
+    parser.add_argument("--sides", nargs="+", choices=SIDES, default=list(SIDES), help="the trainers to run")
+    parser.add_argument(
+        "--reuse", type=Path, help="another study's work folder: take finished runs of the sides not in --sides"
+    )
     parser.add_argument("--out", type=Path, required=False, help="folder for runs.csv, curves.csv, table, plots")
     parser.add_argument("--work", type=Path, help="run folders (default: logs/parity/<out name>, git-ignored)")
     parser.add_argument("--trl-venv", type=Path, default=ROOT / ".bench" / "trl-venv")
@@ -177,10 +188,16 @@ def main() -> None:
         return
     if args.out is None:
         parser.error("--out is required")
+    if set(args.sides) != set(SIDES) and not args.reuse:
+        parser.error("--sides without both trainers needs --reuse (the other side's runs to compare against)")
     if max(args.snapshots) > args.steps:
         parser.error(f"--snapshots {args.snapshots} beyond --steps {args.steps}")
     args.work = args.work or ROOT / "logs" / "parity" / args.out.name
     trl_python = ensure_trl_venv(args.trl_venv, args.trl_spec)
+    if args.reuse:  # e.g. TRL's runs, when only cipo's sampling changed
+        for side, seed in [(side, seed) for side in SIDES if side not in args.sides for seed in args.seeds]:
+            (args.work / f"{side}_seed{seed}").mkdir(parents=True, exist_ok=True)
+            shutil.copy(args.reuse / f"{side}_seed{seed}" / "result.json", args.work / f"{side}_seed{seed}")
     jobs = [(side, seed) for seed in args.seeds for side in SIDES] + [("initial", seed) for seed in args.seeds]
     print(
         f"{len(args.seeds)} seeds x {SIDES} x {args.steps} steps, snapshots {args.snapshots}, "

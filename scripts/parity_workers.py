@@ -72,11 +72,34 @@ def cipo_probe(folder: str, snapshots: list[int]):
     return ParityProbe()
 
 
+def sample_on_one_stream(seed: int) -> None:
+    """Make every ``HFEngine`` in this process sample from one RNG stream seeded once (as TRL's global RNG),
+    instead of reseeding the global RNG from each step's seed: each generate chunk runs on the stream's
+    state and leaves the stream where it ended. For ``--cipo-sampling stream``, a swap of the RNG streams."""
+    import torch
+
+    from cipo.rollout.hf_engine import HFEngine
+
+    chunk = HFEngine._generate_chunk
+    stream = {"state": torch.Generator().manual_seed(seed).get_state()}
+
+    def on_stream(self, *args, **kwargs):
+        torch.random.set_rng_state(stream["state"])  # HFEngine.generate restores the caller's state afterwards
+        try:
+            return chunk(self, *args, **kwargs)
+        finally:
+            stream["state"] = torch.random.get_rng_state()
+
+    HFEngine._generate_chunk = on_stream
+
+
 def cipo_worker(args, folder: Path) -> list[dict]:
     from cipo.cli.train import train
     from parity_workers import UPDATE_NORMS as update_norms  # the module Hydra's callback lives in
 
     update_norms.clear()
+    if args.cipo_sampling == "stream":
+        sample_on_one_stream(cipo_sampling_seed(args.seed, 0))
     probe = [
         "+callbacks.parity_probe._target_=parity_workers.cipo_probe",
         f"+callbacks.parity_probe.folder={folder}",

@@ -127,3 +127,25 @@ def test_lockstep_table_counts_the_steps_both_sides_sampled_alike():
             rows.append({"side": side, "seed": "7", "step": str(step), "reward": str(reward), "completion_len": "40",
                          "grad_norm": str(grad), "update_norm": "0.05"})  # fmt: skip
     assert parity_report.lockstep_table(rows)[2] == "| 7 | 2 of 3 | 1.0e-03 | 0.0e+00 |"
+
+
+def test_one_stream_sampling_continues_across_calls_and_leaves_the_global_rng_alone(monkeypatch):
+    import torch
+
+    from cipo.models.load import load_policy
+    from cipo.rollout.engine import SamplingSettings
+    from cipo.rollout.hf_engine import HFEngine
+
+    model, tokenizer = load_policy("builtin")
+    engine, settings = HFEngine(model, tokenizer), SamplingSettings(max_new_tokens=12)
+
+    def texts(seed: int) -> list[str]:
+        return [c.text for g in engine.generate(["Q:1+2\nA:", "Q:7-3+1\nA:"], 4, settings, seed) for c in g]
+
+    assert texts(5) == texts(5)  # as shipped: reseeded from the step's seed
+    monkeypatch.setattr(HFEngine, "_generate_chunk", HFEngine._generate_chunk)  # restored after the test
+    parity_workers.sample_on_one_stream(seed=5)
+    before = torch.random.get_rng_state()
+    first, second = texts(5), texts(5)
+    assert first != second  # the stream went on
+    assert torch.equal(torch.random.get_rng_state(), before)
