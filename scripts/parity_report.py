@@ -15,7 +15,8 @@ import math
 import statistics
 from pathlib import Path
 
-from parity_stats import curve_band, mean_interval, paired_difference, spread_test, welch_difference
+from cipo.reporting.paired import paired_difference
+from parity_stats import curve_band, mean_interval, spread_test, welch_difference
 
 SIDES = ("cipo", "trl")
 NAMES = {"cipo": "cipo algorithm=grpo", "trl": "TRL GRPOTrainer"}
@@ -58,8 +59,11 @@ def accuracy_table(runs: list[dict[str, str]], label: str = "") -> list[str]:
             cells += ["-", "-", "-"]
         else:
             welch = welch_difference(list(a.values()), list(b.values()))
-            paired = paired_difference(a, b)
-            cells += [f"{welch.text()} p {welch.p_value:.2f}", f"{paired.text()} p {paired.p_value:.2f}"]
+            paired = paired_difference(b, a)  # a - b: cipo - TRL, over the seeds both sides have
+            cells += [
+                f"{welch.text()} p {welch.p_value:.2f}",
+                f"{paired.mean:.3f} [{paired.low:.3f}, {paired.high:.3f}] p {paired.p_value:.2f}",
+            ]
             cells.append(f"{spread_test(list(a.values()), list(b.values())):.2f}")
         ses = [float(r["eval_se"]) for r in runs if r["side"] in SIDES and int(r["step"]) == step]
         cells.append(f"{statistics.fmean(ses):.3f}")

@@ -11,7 +11,7 @@ Two sources of noise sit in every held-out accuracy of a trained policy:
   noise is already inside the over-seeds interval; ``eval_sampling_se`` says how much of it it is.
 
 Intervals: Student t over seeds for one side; Welch (unequal variances) for the difference of two
-sides; a paired t interval over the seeds both sides share (the same seed gives both sides the same
+sides; the paired-by-seed t interval is ``cipo.reporting.paired`` (the same seed gives both sides the same
 prompts in the same order and the same evaluation seed); Brown-Forsythe (Levene on medians) for
 "do the two sides vary equally across seeds".
 """
@@ -72,21 +72,6 @@ def welch_difference(a: list[float], b: list[float], confidence: float = 0.95) -
     half = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
     p_value = 2 * stats.t.sf(abs(diff) / se, df)
     return Interval(diff, diff - half, diff + half, len(a) + len(b), p_value=float(p_value))
-
-
-def paired_difference(a: dict[int, float], b: dict[int, float], confidence: float = 0.95) -> Interval:
-    """Mean of a[s] - b[s] over the seeds ``s`` both have, with its t interval and p-value."""
-    shared = sorted(set(a) & set(b))
-    if len(shared) < 2:
-        raise ValueError(f"paired_difference needs >= 2 shared seeds, got {shared}")
-    diffs = [a[s] - b[s] for s in shared]
-    interval = mean_interval(diffs, confidence)
-    se = interval.sd / math.sqrt(len(diffs))
-    if se == 0:  # every seed gave the same difference
-        p_value = 1.0 if interval.estimate == 0 else 0.0
-    else:
-        p_value = float(2 * stats.t.sf(abs(interval.estimate) / se, len(diffs) - 1))
-    return Interval(interval.estimate, interval.low, interval.high, len(diffs), interval.sd, p_value)
 
 
 def spread_test(a: list[float], b: list[float]) -> float:
