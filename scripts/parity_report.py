@@ -97,23 +97,30 @@ def curves_by_seed(curves: list[dict[str, str]], side: str, field: str) -> dict[
     return out
 
 
-def curve_table(curves: list[dict[str, str]]) -> list[str]:
-    """Each per-step metric averaged over a run's steps: mean over seeds [95% CI] per side, Welch difference."""
+def curve_table(curves: list[dict[str, str]], snapshots: list[int]) -> list[str]:
+    """Each per-step metric averaged over a window of steps (1 to the first snapshot, then between snapshots):
+    mean over the seeds that ran through the window [95% CI] per side, and the Welch difference."""
     lines = [
-        "| per-step metric, mean over the run | cipo [95% CI] | TRL [95% CI] | cipo - TRL, Welch [95% CI] |",
+        "| per-step metric, mean over the steps | cipo [95% CI] | TRL [95% CI] | cipo - TRL, Welch [95% CI] |",
         "|---|---|---|---|",
     ]
+    windows = list(zip([0, *snapshots[:-1]], snapshots, strict=True))
     for field, title in CURVES.items():
-        per_run = {side: [statistics.fmean(v) for v in curves_by_seed(curves, side, field).values()] for side in SIDES}
-        if any(len(values) < 2 for values in per_run.values()):
-            continue
-        welch = welch_difference(per_run["cipo"], per_run["trl"])
-        cells = [
-            title,
-            *(mean_interval(per_run[side]).text(4) for side in SIDES),
-            f"{welch.text(4)} p {welch.p_value:.2f}",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
+        by_seed = {side: curves_by_seed(curves, side, field) for side in SIDES}
+        for first, last in windows:
+            per_run = {
+                side: [statistics.fmean(v[first:last]) for v in by_seed[side].values() if len(v) >= last]
+                for side in SIDES
+            }
+            if any(len(values) < 2 for values in per_run.values()):
+                continue
+            welch = welch_difference(per_run["cipo"], per_run["trl"])
+            cells = [
+                f"{title}, steps {first + 1}-{last}",
+                *(f"{mean_interval(per_run[side]).text(4)} n {len(per_run[side])}" for side in SIDES),
+                f"{welch.text(4)} p {welch.p_value:.2f}",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
@@ -156,7 +163,10 @@ def plot(folder: Path, runs: list[dict[str, str]], curves: list[dict[str, str]])
                 continue
             mean, low, high = curve_band(by_seed)
             steps = range(1, len(mean) + 1)
-            ax.plot(steps, mean, color=colors[side], label=f"{NAMES[side]} (mean of {len(by_seed)} seeds)")
+            reach = sorted({len(v) for v in by_seed.values()})
+            seeds = f"{len(by_seed)} seeds" + (f", {sum(len(v) == reach[-1] for v in by_seed.values())} to the end"
+                                               if len(reach) > 1 else "")  # fmt: skip
+            ax.plot(steps, mean, color=colors[side], label=f"{NAMES[side]} (mean of {seeds})")
             ax.fill_between(steps, low, high, color=colors[side], alpha=0.25, linewidth=0)
         ax.set_title(title)
         ax.set_xlabel("RL step")
@@ -208,7 +218,8 @@ def report(folder: Path, compare: Path | None = None, lockstep: bool = False) ->
         lines += accuracy_table(runs, label=f"{folder.name}: ")
     else:
         lines += accuracy_table(runs)
-    lines += ["", *seed_table(runs), "", *curve_table(curves)]
+    snapshots = sorted({int(r["step"]) for r in runs if r["side"] in SIDES})
+    lines += ["", *seed_table(runs), "", *curve_table(curves, snapshots)]
     if lockstep:
         lines += ["", *lockstep_table(curves)]
     text = "\n".join(lines) + "\n"

@@ -103,17 +103,15 @@ def eval_sampling_se(correct_per_problem: list[int], samples: int) -> float:
 
 
 def curve_band(values_by_seed: dict[int, list[float]]) -> tuple[list[float], list[float], list[float]]:
-    """Per-step mean and 95% t interval (low, high) over seeds of equally long curves.
+    """Per-step mean and 95% t interval (low, high) over seeds, as long as the longest curve.
 
-    ``values_by_seed``: {seed: [value at step 1, 2, ...]}; NaN values (a metric a side did not log at
-    a step) are left out of that step.
+    ``values_by_seed``: {seed: [value at step 1, 2, ...]}; each step is over the seeds whose curve reaches
+    it (a study may run some seeds for fewer steps), and NaN values (a metric a side did not log at a step)
+    are left out of that step.
     """
-    lengths = {len(values) for values in values_by_seed.values()}
-    if len(lengths) != 1:
-        raise ValueError(f"curves of unequal lengths {sorted(lengths)}: every run must have the same steps")
     means, lows, highs = [], [], []
-    for step in range(lengths.pop()):
-        column = [values[step] for values in values_by_seed.values() if not math.isnan(values[step])]
+    for step in range(max(map(len, values_by_seed.values()), default=0)):
+        column = [v[step] for v in values_by_seed.values() if step < len(v) and not math.isnan(v[step])]
         if not column:
             means.append(math.nan), lows.append(math.nan), highs.append(math.nan)
             continue

@@ -128,6 +128,32 @@ def csv_rows(results: list[dict], eval_samples: int) -> tuple[list[dict], list[d
     return runs, curves
 
 
+def finished_runs(folders: list[Path]) -> list[dict]:
+    """The results of every finished run (``<side>_seed<n>/result.json``) in these work folders."""
+    results: dict[tuple[str, int], dict] = {}
+    for folder in folders:
+        for path in sorted(folder.glob("*_seed*/result.json")):
+            result = json.loads(path.read_text())
+            key = (result["side"], result["seed"])
+            if key in results:
+                raise SystemExit(f"{key[0]} seed {key[1]} is finished in two work folders (the second: {path})")
+            results[key] = result
+    if not results:
+        raise SystemExit(f"no finished runs (*_seed*/result.json) in {[str(f) for f in folders]}")
+    return [results[key] for key in sorted(results)]
+
+
+def write_outputs(results: list[dict], args) -> None:
+    """``runs.csv``, ``curves.csv`` and the report under ``--out``."""
+    import parity_report
+
+    runs, curves = csv_rows(results, args.eval_samples)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_csv(args.out / "runs.csv", runs)
+    write_csv(args.out / "curves.csv", curves)
+    parity_report.report(args.out, lockstep=args.trl_sampling == "cipo")
+
+
 def write_csv(path: Path, rows: list[dict]) -> None:
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -173,6 +199,13 @@ def main() -> None:
     parser.add_argument(
         "--reuse", type=Path, help="another study's work folder: take finished runs of the sides not in --sides"
     )
+    parser.add_argument(
+        "--collect",
+        type=Path,
+        nargs="+",
+        help="run nothing: gather the finished runs of these work folders into --out (a study cut short, or one "
+        "pieced together from studies that ran different seeds or lengths)",
+    )
     parser.add_argument("--out", type=Path, required=False, help="folder for runs.csv, curves.csv, table, plots")
     parser.add_argument("--work", type=Path, help="run folders (default: logs/parity/<out name>, git-ignored)")
     parser.add_argument("--trl-venv", type=Path, default=ROOT / ".bench" / "trl-venv")
@@ -188,6 +221,9 @@ def main() -> None:
         return
     if args.out is None:
         parser.error("--out is required")
+    if args.collect:
+        write_outputs(finished_runs(args.collect), args)
+        return
     if set(args.sides) != set(SIDES) and not args.reuse:
         parser.error("--sides without both trainers needs --reuse (the other side's runs to compare against)")
     if max(args.snapshots) > args.steps:
@@ -209,13 +245,7 @@ def main() -> None:
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         results = list(pool.map(lambda job: run_job(*job, args, trl_python), jobs))
     print(f"all runs done in {time.perf_counter() - started:.0f} s wall; load {load_average()}", flush=True)
-    runs, curves = csv_rows(results, args.eval_samples)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_csv(args.out / "runs.csv", runs)
-    write_csv(args.out / "curves.csv", curves)
-    import parity_report
-
-    parity_report.report(args.out, lockstep=args.trl_sampling == "cipo")
+    write_outputs(results, args)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@ the report written from small CSVs, and the copy of cipo's sampling seeds that i
 
 from __future__ import annotations
 
+import argparse
 import csv
+import json
 import math
 import sys
 from pathlib import Path
@@ -56,12 +58,12 @@ def test_eval_sampling_se_by_hand():
         parity_stats.eval_sampling_se([9], samples=8)
 
 
-def test_curve_band_leaves_out_missing_points_and_refuses_ragged_curves():
+def test_curve_band_leaves_out_missing_points_and_takes_each_step_over_the_seeds_that_reach_it():
     mean, low, high = parity_stats.curve_band({0: [1.0, 2.0, math.nan], 1: [3.0, 4.0, 5.0]})
     assert mean == [2.0, 3.0, 5.0] and low[2] == high[2] == 5.0  # one value at step 3: no band
     assert low[0] < 2.0 < high[0]
-    with pytest.raises(ValueError, match="unequal lengths"):
-        parity_stats.curve_band({0: [1.0], 1: [1.0, 2.0]})
+    mean, low, high = parity_stats.curve_band({0: [1.0], 1: [3.0, 2.0], 2: [5.0, 4.0, 7.0]})
+    assert mean == [3.0, 3.0, 7.0] and low[1] < 3.0 < high[1] and low[2] == high[2] == 7.0
 
 
 def test_seed_list():
@@ -152,3 +154,32 @@ def test_one_stream_sampling_continues_across_calls_and_leaves_the_global_rng_al
     first, second = texts(5), texts(5)
     assert first != second  # the stream went on
     assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def _finished_run(work: Path, side: str, seed: int, correct: dict[int, list[int]], steps: int) -> None:
+    curve = [{name: 0.1 * step + seed for name in parity_vs_trl.CURVE_FIELDS} for step in range(1, steps + 1)]
+    result = {"side": side, "seed": seed, "eval_seed": seed, "eval_cpu_s": 1.0, "accuracy": correct, "curve": curve}
+    (work / f"{side}_seed{seed}").mkdir(parents=True)
+    (work / f"{side}_seed{seed}" / "result.json").write_text(json.dumps(result))
+
+
+def test_collect_pieces_a_study_from_runs_of_different_lengths(tmp_path):
+    long, short = tmp_path / "long", tmp_path / "short"  # seeds 0-1 ran 4 steps, seeds 2-3 only 2
+    for side in ("cipo", "trl"):
+        for seed in (0, 1):
+            _finished_run(long, side, seed, {2: [seed, 2], 4: [2, 2 - seed]}, steps=4)
+        for seed in (2, 3):
+            _finished_run(short, side, seed, {2: [seed - 2, 1]}, steps=2)
+    results = parity_vs_trl.finished_runs([long, short])
+    assert [(r["side"], r["seed"]) for r in results] == [(s, n) for s in ("cipo", "trl") for n in range(4)]
+    args = argparse.Namespace(eval_samples=2, out=tmp_path / "out", trl_sampling="own")
+    parity_vs_trl.write_outputs(results, args)
+    text = (args.out / "table.md").read_text()
+    # step 2: all four seeds, (seed + 2) / 4 and (seed - 1) / 4 correct: 0.5, 0.75, 0.25, 0.5; step 4: seeds 0-1
+    assert "| 2 | - | 0.500 [" in text and "sd 0.204, n 4 |" in text and "| 4 | - | 0.875 [" in text
+    # per-step values 0.1 x step + seed: steps 1-2 over all seeds (0.15 + 1.5), steps 3-4 over seeds 0-1 only
+    assert "| rollout reward (accuracy), steps 1-2 | 1.6500 [" in text
+    assert "| rollout reward (accuracy), steps 3-4 | 0.8500 [" in text
+    _finished_run(tmp_path / "again", "trl", 3, {2: [0, 0]}, steps=2)
+    with pytest.raises(SystemExit, match="trl seed 3 is finished in two work folders"):
+        parity_vs_trl.finished_runs([long, short, tmp_path / "again"])
