@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import statistics
 from pathlib import Path
 
@@ -84,8 +83,9 @@ def seed_table(runs: list[dict[str, str]]) -> list[str]:
     head = ["seed", "initial", *(f"{side} @ {step}" for step in steps for side in SIDES)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for seed in seeds:
-        cells = [str(seed), f"{accuracies(runs, 'initial', 0).get(seed, math.nan):.3f}"]
-        cells += [f"{accuracies(runs, side, step).get(seed, math.nan):.3f}" for step in steps for side in SIDES]
+        values = [accuracies(runs, "initial", 0).get(seed)]
+        values += [accuracies(runs, side, step).get(seed) for step in steps for side in SIDES]
+        cells = [str(seed), *("-" if value is None else f"{value:.3f}" for value in values)]  # -: not run
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

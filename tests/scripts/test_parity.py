@@ -180,6 +180,7 @@ def test_collect_pieces_a_study_from_runs_of_different_lengths(tmp_path):
     # per-step values 0.1 x step + seed: steps 1-2 over all seeds (0.15 + 1.5), steps 3-4 over seeds 0-1 only
     assert "| rollout reward (accuracy), steps 1-2 | 1.6500 [" in text
     assert "| rollout reward (accuracy), steps 3-4 | 0.8500 [" in text
+    assert "| 2 | - | 0.250 | 0.250 | - | - |" in text  # seed 2's row: no initial evaluation, no step 4
     _finished_run(tmp_path / "again", "trl", 3, {2: [0, 0]}, steps=2)
     with pytest.raises(SystemExit, match="trl seed 3 is finished in two work folders"):
         parity_vs_trl.finished_runs([long, short, tmp_path / "again"])
