@@ -197,7 +197,10 @@ def main() -> None:
     )
     parser.add_argument("--sides", nargs="+", choices=SIDES, default=list(SIDES), help="the trainers to run")
     parser.add_argument(
-        "--reuse", type=Path, help="another study's work folder: take finished runs of the sides not in --sides"
+        "--reuse",
+        type=Path,
+        help="another study's work folder: take finished runs of the sides not in --sides "
+        "(without it, such a study only runs; --collect joins it with the other side's runs)",
     )
     parser.add_argument(
         "--collect",
@@ -224,8 +227,6 @@ def main() -> None:
     if args.collect:
         write_outputs(finished_runs(args.collect), args)
         return
-    if set(args.sides) != set(SIDES) and not args.reuse:
-        parser.error("--sides without both trainers needs --reuse (the other side's runs to compare against)")
     if max(args.snapshots) > args.steps:
         parser.error(f"--snapshots {args.snapshots} beyond --steps {args.steps}")
     args.work = args.work or ROOT / "logs" / "parity" / args.out.name
@@ -234,7 +235,8 @@ def main() -> None:
         for side, seed in [(side, seed) for side in SIDES if side not in args.sides for seed in args.seeds]:
             (args.work / f"{side}_seed{seed}").mkdir(parents=True, exist_ok=True)
             shutil.copy(args.reuse / f"{side}_seed{seed}" / "result.json", args.work / f"{side}_seed{seed}")
-    jobs = [(side, seed) for seed in args.seeds for side in SIDES] + [("initial", seed) for seed in args.seeds]
+    sides = [side for side in SIDES if side in args.sides]
+    jobs = [(side, seed) for seed in args.seeds for side in sides] + [("initial", seed) for seed in args.seeds]
     print(
         f"{len(args.seeds)} seeds x {SIDES} x {args.steps} steps, snapshots {args.snapshots}, "
         f"{args.eval_problems} held-out problems x {args.eval_samples}, {args.jobs} runs at a time, "
@@ -245,6 +247,9 @@ def main() -> None:
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         results = list(pool.map(lambda job: run_job(*job, args, trl_python), jobs))
     print(f"all runs done in {time.perf_counter() - started:.0f} s wall; load {load_average()}", flush=True)
+    if set(args.sides) != set(SIDES) and not args.reuse:
+        print(f"only {args.sides} ran: put its work folder with the other side's in --collect for the report")
+        return
     write_outputs(results, args)
 
 
