@@ -60,8 +60,8 @@ def accuracy_table(runs: list[dict[str, str]], label: str = "") -> list[str]:
             welch = welch_difference(list(a.values()), list(b.values()))
             paired = paired_difference(b, a)  # a - b: cipo - TRL, over the seeds both sides have
             cells += [
-                f"{welch.text()} p {welch.p_value:.2f}",
-                f"{paired.mean:.3f} [{paired.low:.3f}, {paired.high:.3f}] p {paired.p_value:.2f}",
+                f"{welch.text()} p {welch.p_value:.2g}",
+                f"{paired.mean:.3f} [{paired.low:.3f}, {paired.high:.3f}] p {paired.p_value:.2g}",
             ]
             cells.append(f"{spread_test(list(a.values()), list(b.values())):.2f}")
         ses = [float(r["eval_se"]) for r in runs if r["side"] in SIDES and int(r["step"]) == step]
@@ -118,7 +118,7 @@ def curve_table(curves: list[dict[str, str]], snapshots: list[int]) -> list[str]
             cells = [
                 f"{title}, steps {first + 1}-{last}",
                 *(f"{mean_interval(per_run[side]).text(4)} n {len(per_run[side])}" for side in SIDES),
-                f"{welch.text(4)} p {welch.p_value:.2f}",
+                f"{welch.text(4)} p {welch.p_value:.2g}",
             ]
             lines.append("| " + " | ".join(cells) + " |")
     return lines
