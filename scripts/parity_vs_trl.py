@@ -29,6 +29,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,6 +37,8 @@ from pathlib import Path
 from bench_common import ROOT, eval_seed, load_average
 from bench_vs_trl import TRL_SPEC, add_work_arguments, ensure_trl_venv, prompt_schedule
 from parity_workers import CURVE_FIELDS, run_worker
+
+COMPOSING = threading.Lock()  # Hydra's compose is process-global: two jobs' prompt schedules one at a time
 
 SIDES = ("cipo", "trl")
 
@@ -73,7 +76,9 @@ def run_job(side: str, seed: int, args, trl_python: Path) -> dict:
         extra = []
         if side == "trl":
             schedule = folder / "schedule.json"
-            schedule.write_text(json.dumps(prompt_schedule(argparse.Namespace(**{**vars(args), "seed": seed}))))
+            with COMPOSING:
+                records = prompt_schedule(argparse.Namespace(**{**vars(args), "seed": seed}))
+            schedule.write_text(json.dumps(records))
             extra = ["--schedule", str(schedule)]
         python = trl_python if side == "trl" else Path(sys.executable)
         times.update(run_process(python, args, side, seed, folder, extra))
@@ -184,10 +189,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time")
     parser.add_argument(
         "--trl-sampling",
-        choices=("own", "cipo"),
+        choices=("own", "cipo", "fresh"),
         default="own",
         help="TRL's sampling RNG: its own global stream, or cipo's per-step seeds (then both sides draw the same "
-        "completions as long as their weights agree: a lockstep check of everything after sampling)",
+        "completions as long as their weights agree: a lockstep check of everything after sampling), or its own "
+        "stream seeded with the run's seed + 1000 (the same prompts and evaluation: a replication on new random "
+        "numbers)",
     )
     parser.add_argument(
         "--cipo-sampling",

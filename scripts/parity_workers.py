@@ -35,6 +35,7 @@ TRL_KEYS = {
     "grad_norm": "grad_norm",
 }
 UPDATE_NORMS: list[float] = []  # the cipo worker's, one per RL step
+FRESH_STREAM_OFFSET = 1000  # --trl-sampling fresh: TRL's seed (its RNG stream) is the run's seed + this; prompts unchanged
 
 
 def cipo_sampling_seed(seed: int, step: int) -> int:
@@ -139,10 +140,13 @@ def trl_worker(args, folder: Path) -> list[dict]:
                 model.save_pretrained(folder / f"policy_step{state.global_step}")
                 tokenizer.save_pretrained(folder / f"policy_step{state.global_step}")
 
+    config = trl_config_kwargs(args, folder / "trl")
+    if args.trl_sampling == "fresh":  # TRL's own RNG stream, seeded elsewhere: a replication with new random numbers
+        config["seed"] = args.seed + FRESH_STREAM_OFFSET
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=exact_integer_reward,
-        args=GRPOConfig(**trl_config_kwargs(args, folder / "trl")),
+        args=GRPOConfig(**config),
         train_dataset=Dataset.from_list(json.loads(Path(args.schedule).read_text())),
         processing_class=tokenizer,
         callbacks=[Probe()],
