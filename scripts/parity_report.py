@@ -48,6 +48,9 @@ def accuracy_table(runs: list[dict[str, str]], label: str = "") -> list[str]:
         a, b = accuracies(runs, "cipo", step), accuracies(runs, "trl", step)
         cells = [f"{label}{step}", mean_interval(initial).text() if len(initial) > 1 else "-"]
         for values in (a, b):
+            if not values:  # a step only one side was evaluated at (runs of different lengths)
+                cells.append("-")
+                continue
             interval = mean_interval(list(values.values()))
             cells.append(
                 f"{interval.text()} sd {interval.sd:.3f}, n {interval.n}"
@@ -132,9 +135,9 @@ def lockstep_table(curves: list[dict[str, str]]) -> list[str]:
              "|---|---|---|---|"]  # fmt: skip
     fields = ("reward", "completion_len", "grad_norm", "update_norm")
     sides = {side: {f: curves_by_seed(curves, side, f) for f in fields} for side in SIDES}
-    for seed in sorted(sides["cipo"]["reward"]):
+    for seed in sorted(set(sides["cipo"]["reward"]) & set(sides["trl"]["reward"])):
         a, b = sides["cipo"], sides["trl"]
-        steps = len(a["reward"][seed])
+        steps = min(len(a["reward"][seed]), len(b["reward"][seed]))  # the common prefix of runs of different lengths
         same = next(
             (i for i in range(steps) if any(a[f][seed][i] != b[f][seed][i] for f in ("reward", "completion_len"))),
             steps,
@@ -185,6 +188,8 @@ def plot(folder: Path, runs: list[dict[str, str]], curves: list[dict[str, str]])
     for offset, side in zip((-0.8, 0.8), SIDES, strict=True):
         for step in steps:
             values = list(accuracies(runs, side, step).values())
+            if not values:  # only the other side was evaluated at this step
+                continue
             interval = mean_interval(values)
             x = step + offset * max(steps) / 40
             ax.scatter([x] * len(values), values, color=colors[side], alpha=0.5, s=14)

@@ -184,3 +184,17 @@ def test_collect_pieces_a_study_from_runs_of_different_lengths(tmp_path):
     _finished_run(tmp_path / "again", "trl", 3, {2: [0, 0]}, steps=2)
     with pytest.raises(SystemExit, match="trl seed 3 is finished in two work folders"):
         parity_vs_trl.finished_runs([long, short, tmp_path / "again"])
+
+
+def test_collect_a_lockstep_study_whose_cipo_runs_went_on_longer(tmp_path):
+    # TRL ran 2 lockstep steps against cipo runs of 4 steps (snapshots at 2 and 4): step 4 has cipo only
+    work = tmp_path / "work"
+    for seed in (0, 1):
+        _finished_run(work, "cipo", seed, {2: [seed, 2], 4: [2, 2]}, steps=4)
+        _finished_run(work, "trl", seed, {2: [seed, 2]}, steps=2)
+    args = argparse.Namespace(eval_samples=2, out=tmp_path / "out", trl_sampling="cipo")
+    parity_vs_trl.write_outputs(parity_vs_trl.finished_runs([work]), args)
+    text = (args.out / "table.md").read_text()
+    assert "| 4 | - | 1.000 [1.000, 1.000] sd 0.000, n 2 | - | - | - | - | 0.000 |" in text  # cipo only: no TRL, no test
+    assert "| 0 | 2 of 2 | 0.0e+00 | 0.0e+00 |" in text  # the lockstep compares the steps both ran
+    assert (args.out / "accuracy.png").stat().st_size > 10_000
