@@ -35,7 +35,9 @@ TRL_KEYS = {
     "grad_norm": "grad_norm",
 }
 UPDATE_NORMS: list[float] = []  # the cipo worker's, one per RL step
-FRESH_STREAM_OFFSET = 1000  # --trl-sampling fresh: TRL's seed (its RNG stream) is the run's seed + this; prompts unchanged
+FRESH_STREAM_OFFSET = (
+    1000  # --trl-sampling fresh: TRL's seed (its RNG stream) is the run's seed + this; prompts unchanged
+)
 
 
 def cipo_sampling_seed(seed: int, step: int) -> int:

@@ -195,6 +195,8 @@ def test_collect_a_lockstep_study_whose_cipo_runs_went_on_longer(tmp_path):
     args = argparse.Namespace(eval_samples=2, out=tmp_path / "out", trl_sampling="cipo")
     parity_vs_trl.write_outputs(parity_vs_trl.finished_runs([work]), args)
     text = (args.out / "table.md").read_text()
-    assert "| 4 | - | 1.000 [1.000, 1.000] sd 0.000, n 2 | - | - | - | - | 0.000 |" in text  # cipo only: no TRL, no test
+    assert (
+        "| 4 | - | 1.000 [1.000, 1.000] sd 0.000, n 2 | - | - | - | - | 0.000 |" in text
+    )  # cipo only: no TRL, no test
     assert "| 0 | 2 of 2 | 0.0e+00 | 0.0e+00 |" in text  # the lockstep compares the steps both ran
     assert (args.out / "accuracy.png").stat().st_size > 10_000

@@ -167,7 +167,9 @@ def cipo_objective(
     on_policy = masks.on_policy
     is_weights = capped = None
     if is_weights_cap is not None:
-        is_weights, capped = engine_is_weights(old_logprobs, engine_logprobs, on_policy, is_weights_mode, is_weights_cap)
+        is_weights, capped = engine_is_weights(
+            old_logprobs, engine_logprobs, on_policy, is_weights_mode, is_weights_cap
+        )
     per_token, clip_stats = clipped_surrogate(
         logprobs, old_logprobs, advantages, on_policy, clip_low, clip_high, is_weights
     )

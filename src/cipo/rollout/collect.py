@@ -319,7 +319,12 @@ def main_samples(main, group_size, limit) -> list[dict[str, str]]:
 
 
 def pack(
-    tokenizer, main: Stream, correction: Stream, step: int, mask_truncated: bool = False, transplanted: Stream | None = None
+    tokenizer,
+    main: Stream,
+    correction: Stream,
+    step: int,
+    mask_truncated: bool = False,
+    transplanted: Stream | None = None,
 ) -> RolloutBatch:
     """Main rows, transplanted rows, then kept correction rows, as one padded RolloutBatch of the
     ids the engine saw and sampled. ``mask_truncated``: completions that hit max_new_tokens get no

@@ -134,9 +134,7 @@ _CPU_FLASH = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cp
 def _attention_with_lse(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None, scaling: float):
     """softmax(q k^T * scaling + mask) v and its log-sum-exp per query: (N, h, L, d), (N, h, L)."""
     if query.device.type == "cpu" and _CPU_FLASH is not None:  # the public SDPA does not return the lse
-        return _CPU_FLASH(
-            query, key, value, 0.0, False, attn_mask=mask, scale=scaling
-        )
+        return _CPU_FLASH(query, key, value, 0.0, False, attn_mask=mask, scale=scaling)
     return _attention_with_lse_unfused(query, key, value, mask, scaling)
 
 

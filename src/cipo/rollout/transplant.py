@@ -63,7 +63,9 @@ def transplant(
     return inline_checks(moved, main, correction, sources, rows, tokenizer) if inline_check else moved
 
 
-def inline_checks(moved: Stream, main: Stream, correction: Stream, sources: list[int], rows: list[int], tokenizer) -> Stream:
+def inline_checks(
+    moved: Stream, main: Stream, correction: Stream, sources: list[int], rows: list[int], tokenizer
+) -> Stream:
     """``moved``'s rows as continuations of their attempts: each correction row's ids split after
     the attempt (prompt + attempt = context; the template's suffix + the revision = completion)."""
     prompt_ids, completions = [], []
@@ -79,7 +81,9 @@ def inline_checks(moved: Stream, main: Stream, correction: Stream, sources: list
         prompt_ids.append(context)
         # no engine log-probs: a transplanted row is off-policy and stays out of the ratio statistics
         completions.append(
-            Completion(tokenizer.decode(suffix) + revision.text, suffix + list(revision.token_ids), [], revision.finished)
+            Completion(
+                tokenizer.decode(suffix) + revision.text, suffix + list(revision.token_ids), [], revision.finished
+            )
         )
     moved.prompt_ids, moved.completions = prompt_ids, completions
     moved.prompts = [main.prompts[source] + main.completions[source].text for source in sources]
