@@ -17,6 +17,7 @@ import pytest
 from cipo.code_reference import function_reference
 from cipo.types import VerifyStatus
 from cipo.verifiers.code import CodeVerifier
+from cipo.verifiers.sandbox import cgroup_layout
 
 S = VerifyStatus
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="uid switch, cgroups and mounts need root")
@@ -125,26 +126,50 @@ def test_nothing_survives_a_trainer_killed_mid_sample(tmp_path):
     assert not list(scratch.iterdir())  # no sandbox folder (with tests and program) left behind
 
 
-@needs_root
-def test_memory_is_capped_for_the_sample_not_per_process(verifier):
-    if verifier.sandbox.isolation == "none":
-        pytest.skip("the fallback caps memory per process only (RLIMIT_AS x RLIMIT_NPROC), as stated")
-    # five children of 200 MB each under a 512 MB limit: at most two can hold their memory at once
-    code = """import os, select, time
+def children_holding_at_once(megabytes: int) -> str:
+    """A program whose five forked children each fill ``megabytes`` and sleep; it returns how many
+    filled theirs and were all still alive together (a child the kernel killed to make room for
+    the next one does not count: the cap is on memory held at once, not on allocations made)."""
+    return f"""import os, select, time
 def f(x):
     read, write = os.pipe()
+    children = []
     for _ in range(5):
-        if os.fork() == 0:
-            block = b'x' * (200 * 2**20)
+        pid = os.fork()
+        if pid == 0:
+            block = b'x' * ({megabytes} * 2**20)
             os.write(write, b'1')
             time.sleep(5)
             os._exit(0)
+        children.append(pid)
     held, end = 0, time.monotonic() + 3
     while held < 5 and select.select([read], [], [], max(end - time.monotonic(), 0))[0]:
         held += len(os.read(read, 5))
-    return held"""
-    result = run(verifier, code, ref("assert candidate(0) == 5"))
+    alive = sum(os.waitpid(pid, os.WNOHANG) == (0, 0) for pid in children)
+    return min(held, alive)"""
+
+
+def skip_without_joint_cap(verifier) -> None:
+    if verifier.sandbox.isolation == "none":
+        pytest.skip("the fallback caps memory per process only (RLIMIT_AS x RLIMIT_NPROC), as stated")
+    if cgroup_layout() is None:
+        pytest.skip("no writable cgroup memory hierarchy here: per-process caps only, as the sandbox logs")
+
+
+@needs_root
+def test_memory_is_capped_for_the_sample_not_per_process(verifier):
+    skip_without_joint_cap(verifier)
+    # five children of 200 MB each under a 512 MB limit: at most two can hold their memory at once
+    result = run(verifier, children_holding_at_once(200), ref("assert candidate(0) == 5"))
     assert result.status != S.PASSED, result
+
+
+@needs_root
+def test_five_children_within_the_cap_all_hold_their_memory(verifier):
+    # the control for the test above: the same program passes when 5 x 40 MB fit under 512 MB
+    skip_without_joint_cap(verifier)
+    result = run(verifier, children_holding_at_once(40), ref("assert candidate(0) == 5"))
+    assert result.status == S.PASSED, result
 
 
 @needs_root

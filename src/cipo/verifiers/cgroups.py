@@ -9,7 +9,8 @@ lists them for a last kill. Found at start, in this order, where this process ma
     ``cipo-sandbox`` when this cgroup holds processes and so cannot delegate controllers);
   * cgroup v1 (what this project's machines have: v1 memory and pids, v2 without
     controllers): ``memory.limit_in_bytes`` (and ``memory.memsw.limit_in_bytes`` where swap
-    accounting exists) under this process's memory cgroup, and ``pids.max``.
+    accounting exists; ``memory.swappiness = 0`` in any case, so swap cannot hold what the cap
+    refuses) under this process's memory cgroup, and ``pids.max``.
 
 Without either (no root, no delegation) samples run without a joint cap; ``sandbox.py`` logs it.
 """
@@ -154,6 +155,10 @@ class SampleCgroup:
                 _write(folder / "memory.limit_in_bytes", str(memory_bytes))
                 if (folder / "memory.memsw.limit_in_bytes").exists():  # swap accounting on: no swap either
                     _write(folder / "memory.memsw.limit_in_bytes", str(memory_bytes))
+                try:  # without swap accounting, a machine with swap would let the sample page out past the cap
+                    _write(folder / "memory.swappiness", "0")
+                except OSError:
+                    log.debug("memory.swappiness not settable under %s", folder)
             if layout.pids is not None:
                 _write(self._make(layout.pids / name) / "pids.max", str(processes))
         except OSError:
