@@ -11,7 +11,7 @@
                          anchor, risk-averse shaping, progress bonus) or SFT rows
       transplant (option): a fixed revision also answers its original prompt; the main
                   groups that receive one are re-scored with it (group_advantages_with_extra)
-      pack      -> RolloutBatch (main rows, transplanted rows, then kept correction rows)
+      pack_round -> RolloutBatch (main rows, transplanted rows, then kept correction rows)
       -> RoundResult(batch, counts, samples)                           rollout/round_counts.py
 
 Token in, token out: prompts go to the engine as ids and the batch packs exactly those ids and
@@ -39,12 +39,12 @@ import torch
 from cipo.algorithms.advantages import correction_advantages, group_advantages
 from cipo.algorithms.anchors import select_anchors
 from cipo.algorithms.config import AlgorithmConfig
-from cipo.algorithms.correction import CorrectionCounts
 from cipo.rollout import correction_prompts as token_prompts
 from cipo.rollout.dynamic_rounds import fill_informative_groups
 from cipo.rollout.engine import RolloutEngine
-from cipo.rollout.packing import pack_sequences
-from cipo.rollout.round_counts import RoundCounts, StreamCounts, status_counts
+from cipo.rollout.packing import pack_round
+from cipo.rollout.round_counts import RoundCounts
+from cipo.rollout.round_summary import correction_counts, correction_samples, main_counts, main_samples
 from cipo.rollout.streams import Stream
 from cipo.rollout.transplant import transplant
 from cipo.types import Record, RolloutBatch, SamplingSettings
@@ -135,7 +135,7 @@ def collect_round(
     if trained_groups is not None:  # the GRPO loss sees only the informative groups
         main = main.rows(trained_groups.repeat_interleave(group_size).nonzero().flatten().tolist())
 
-    batch = pack(tokenizer, main, correction, step, algorithm.mask_truncated_completions, transplanted)
+    batch = pack_round(tokenizer, main, correction, step, algorithm.mask_truncated_completions, transplanted)
     generated = sum(len(c.token_ids) for c in generated_rows)
     counts = dataclasses.replace(
         counts, generated_tokens=generated, generate_s=clock.generate_s, verify_s=clock.verify_s
@@ -247,107 +247,3 @@ def correction_prompts(tokenizer, main: Stream, anchors: list[int], template: st
     texts = [p if isinstance(p, str) else tokenizer.decode(p) for p in prompts]
     ids = [p if not isinstance(p, str) else tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     return texts, ids
-
-
-# --- counts and sample rows --------------------------------------------------------------
-
-
-def main_counts(main: Stream, group_size: int) -> RoundCounts:
-    grouped = main.success.view(-1, group_size)
-    rewards = main.rewards.view(-1, group_size)
-    return RoundCounts(
-        main=StreamCounts.of(main.completions, main.success, main.rewards),
-        groups=grouped.shape[0],
-        zero_std_groups=int((rewards.amax(dim=1) == rewards.amin(dim=1)).sum()),
-        all_correct_groups=int(grouped.all(dim=1).sum()),
-        all_wrong_groups=int((~grouped).all(dim=1).sum()),
-        statuses=status_counts(main.results),
-    )
-
-
-def correction_counts(counts, anchor_counts, main, anchors, correction, group_size, transplanted) -> RoundCounts:
-    m = correction.success.numel() // max(len(anchors), 1)
-    anchor_success = main.success[anchors]
-    # what re-solving would keep: the other G - 1 samples of each correct anchor's prompt
-    group_correct = main.success.view(-1, group_size).sum(dim=1)
-    right = [a for a, ok in zip(anchors, anchor_success.tolist()) if ok]
-    return dataclasses.replace(
-        counts,
-        correction_ran=True,
-        anchors=int(anchor_counts["num_anchors"]),
-        correct_anchors=int(anchor_counts["num_correct_anchors"]),
-        anchors_in_band=int(anchor_counts["num_anchors_in_band"]),
-        groups_in_band=int(anchor_counts["num_groups_in_band"]),
-        anchors_by_pass_rate={
-            name.removeprefix("num_anchors_pass_"): int(value)
-            for name, value in anchor_counts.items()
-            if name.startswith("num_anchors_pass_")
-        },
-        resolve_correct=sum(int(group_correct[a // group_size]) - 1 for a in right),
-        resolve_samples=len(right) * (group_size - 1),
-        revisions=StreamCounts.of(correction.completions, correction.success, correction.rewards),
-        outcomes=CorrectionCounts.of(anchor_success.repeat_interleave(m), correction.success),
-        transplanted=len(transplanted.completions),
-    )
-
-
-def correction_samples(main, anchors, correction, m, limit) -> list[dict[str, str]]:
-    return [
-        {
-            "prompt": main.prompts[anchor],
-            "attempt": main.completions[anchor].text,
-            "attempt_verdict": main.results[anchor].status.value,
-            "correction": correction.completions[k * m].text,
-            "correction_verdict": correction.results[k * m].status.value,
-        }
-        for k, anchor in enumerate(anchors[:limit])
-    ]
-
-
-def main_samples(main, group_size, limit) -> list[dict[str, str]]:
-    return [
-        {
-            "prompt": main.prompts[i],
-            "attempt": main.completions[i].text,
-            "attempt_verdict": main.results[i].status.value,
-        }
-        for i in range(0, min(len(main.prompts), limit * group_size), group_size)
-    ]
-
-
-# --- pack --------------------------------------------------------------------------------
-
-
-def pack(
-    tokenizer,
-    main: Stream,
-    correction: Stream,
-    step: int,
-    mask_truncated: bool = False,
-    transplanted: Stream | None = None,
-) -> RolloutBatch:
-    """Main rows, transplanted rows, then kept correction rows, as one padded RolloutBatch of the
-    ids the engine saw and sampled. ``mask_truncated``: completions that hit max_new_tokens get no
-    loss tokens."""
-    moved = transplanted if transplanted is not None else Stream()
-    first = main.concat(moved) if moved.completions else main
-    kept = correction.keep.nonzero().flatten().tolist() if correction.keep.numel() else []
-    completions = first.completions + [correction.completions[i] for i in kept]
-    prompt_ids = first.prompt_ids + [correction.prompt_ids[i] for i in kept]
-    tensors = pack_sequences(prompt_ids, completions, tokenizer.pad_token_id)
-    trained = torch.cat([first.keep, torch.ones(len(kept), dtype=torch.bool)])
-    if mask_truncated:
-        trained = trained & torch.tensor([c.finished for c in completions], dtype=torch.bool)
-    n_main, n_moved, no = len(main.completions), len(moved.completions), torch.zeros(len(kept), dtype=torch.bool)
-    return RolloutBatch(
-        input_ids=tensors["input_ids"],
-        attention_mask=tensors["attention_mask"],
-        loss_mask=tensors["loss_mask"] * trained[:, None],
-        advantages=torch.cat([first.advantages, correction.advantages[kept] if kept else torch.zeros(0)]).float(),
-        is_correction=torch.cat([torch.zeros(n_main + n_moved, dtype=torch.bool), ~no]),
-        sft_mask=torch.cat([first.sft, correction.sft[kept] if kept else no]),
-        is_transplant=torch.cat([torch.zeros(n_main, dtype=torch.bool), torch.ones(n_moved, dtype=torch.bool), no]),
-        engine_logprobs=tensors["engine_logprobs"],
-        prompt_lengths=tensors["prompt_lengths"],
-        step=step,
-    )

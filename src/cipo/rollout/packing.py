@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from cipo.types import Completion
+from cipo.rollout.streams import Stream
+from cipo.types import Completion, RolloutBatch
 
 
 def pack_sequences(prompt_ids: list[list[int]], completions: list[Completion], pad_id: int) -> dict[str, torch.Tensor]:
@@ -39,3 +40,38 @@ def pack_sequences(prompt_ids: list[list[int]], completions: list[Completion], p
         "engine_logprobs": engine_logprobs,
         "prompt_lengths": torch.tensor([len(prompt) for prompt in prompt_ids], dtype=torch.long),
     }
+
+
+def pack_round(
+    tokenizer,
+    main: Stream,
+    correction: Stream,
+    step: int,
+    mask_truncated: bool = False,
+    transplanted: Stream | None = None,
+) -> RolloutBatch:
+    """Main rows, transplanted rows, then kept correction rows, as one padded RolloutBatch of the
+    ids the engine saw and sampled. ``mask_truncated``: completions that hit max_new_tokens get no
+    loss tokens."""
+    moved = transplanted if transplanted is not None else Stream()
+    first = main.concat(moved) if moved.completions else main
+    kept = correction.keep.nonzero().flatten().tolist() if correction.keep.numel() else []
+    completions = first.completions + [correction.completions[i] for i in kept]
+    prompt_ids = first.prompt_ids + [correction.prompt_ids[i] for i in kept]
+    tensors = pack_sequences(prompt_ids, completions, tokenizer.pad_token_id)
+    trained = torch.cat([first.keep, torch.ones(len(kept), dtype=torch.bool)])
+    if mask_truncated:
+        trained = trained & torch.tensor([c.finished for c in completions], dtype=torch.bool)
+    n_main, n_moved, no = len(main.completions), len(moved.completions), torch.zeros(len(kept), dtype=torch.bool)
+    return RolloutBatch(
+        input_ids=tensors["input_ids"],
+        attention_mask=tensors["attention_mask"],
+        loss_mask=tensors["loss_mask"] * trained[:, None],
+        advantages=torch.cat([first.advantages, correction.advantages[kept] if kept else torch.zeros(0)]).float(),
+        is_correction=torch.cat([torch.zeros(n_main + n_moved, dtype=torch.bool), ~no]),
+        sft_mask=torch.cat([first.sft, correction.sft[kept] if kept else no]),
+        is_transplant=torch.cat([torch.zeros(n_main, dtype=torch.bool), torch.ones(n_moved, dtype=torch.bool), no]),
+        engine_logprobs=tensors["engine_logprobs"],
+        prompt_lengths=tensors["prompt_lengths"],
+        step=step,
+    )
