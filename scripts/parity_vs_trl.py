@@ -198,9 +198,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--cipo-sampling",
-        choices=("reseed", "stream"),
+        choices=("reseed", "stream", "hashed"),
         default="reseed",
-        help="cipo's sampling RNG: reseeded from each step's seed (as shipped), or one stream seeded once (as TRL)",
+        help="cipo's sampling RNG: reseeded from each step's seed (as shipped), one stream seeded once (as TRL), "
+        "or reseeded from a hash of each step's seed (SeedSequence: reseeding kept, nearby seeds gone)",
     )
     parser.add_argument("--sides", nargs="+", choices=SIDES, default=list(SIDES), help="the trainers to run")
     parser.add_argument(

@@ -96,6 +96,22 @@ def sample_on_one_stream(seed: int) -> None:
     HFEngine._generate_chunk = on_stream
 
 
+def sample_with_hashed_seeds() -> None:
+    """Make ``RolloutCallback`` reseed each step from a hash of its usual seed (numpy's ``SeedSequence``)
+    instead of ``seed x 1,000,003 + 7 x step + 1`` itself: still reseeded every step, but from seeds that
+    are not 7 apart. For ``--cipo-sampling hashed``: does the reseeding or the nearness of the seeds matter?"""
+    import numpy as np
+
+    from cipo.callbacks.rollout import RolloutCallback
+
+    nearby = RolloutCallback._seed
+
+    def hashed(self, epoch: int) -> int:
+        return int(np.random.SeedSequence(nearby(self, epoch)).generate_state(1)[0])
+
+    RolloutCallback._seed = hashed
+
+
 def cipo_worker(args, folder: Path) -> list[dict]:
     from cipo.cli.train import train
     from parity_workers import UPDATE_NORMS as update_norms  # the module Hydra's callback lives in
@@ -103,6 +119,8 @@ def cipo_worker(args, folder: Path) -> list[dict]:
     update_norms.clear()
     if args.cipo_sampling == "stream":
         sample_on_one_stream(cipo_sampling_seed(args.seed, 0))
+    elif args.cipo_sampling == "hashed":
+        sample_with_hashed_seeds()
     probe = [
         "+callbacks.parity_probe._target_=parity_workers.cipo_probe",
         f"+callbacks.parity_probe.folder={folder}",

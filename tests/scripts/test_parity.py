@@ -156,6 +156,21 @@ def test_one_stream_sampling_continues_across_calls_and_leaves_the_global_rng_al
     assert torch.equal(torch.random.get_rng_state(), before)
 
 
+def test_hashed_seeds_reseed_every_step_from_seeds_far_apart(monkeypatch):
+    from cipo.callbacks.rollout import RolloutCallback
+
+    monkeypatch.setattr(RolloutCallback, "_seed", RolloutCallback._seed)  # restored after the test
+    callback = RolloutCallback.__new__(RolloutCallback)
+    callback.seed, callback.rank = 3, 0
+    nearby = [RolloutCallback._seed(callback, step) for step in range(4)]
+    parity_workers.sample_with_hashed_seeds()
+    hashed = [RolloutCallback._seed(callback, step) for step in range(4)]
+    assert hashed == [RolloutCallback._seed(callback, step) for step in range(4)]  # deterministic
+    assert len(set(hashed)) == 4 and not set(hashed) & set(nearby)
+    assert min(abs(a - b) for a in hashed for b in hashed if a != b) > 1000  # no longer 7 apart
+    assert all(0 <= seed < 2**32 for seed in hashed)
+
+
 def _finished_run(work: Path, side: str, seed: int, correct: dict[int, list[int]], steps: int) -> None:
     curve = [{name: 0.1 * step + seed for name in parity_vs_trl.CURVE_FIELDS} for step in range(1, steps + 1)]
     result = {"side": side, "seed": seed, "eval_seed": seed, "eval_cpu_s": 1.0, "accuracy": correct, "curve": curve}
