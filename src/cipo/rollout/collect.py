@@ -11,8 +11,8 @@
                          anchor, risk-averse shaping, progress bonus) or SFT rows
       transplant (option): a fixed revision also answers its original prompt; the main
                   groups that receive one are re-scored with it (group_advantages_with_extra)
-      pack_round -> RolloutBatch (main rows, transplanted rows, then kept correction rows)
-      -> RoundResult(batch, counts, samples)                           rollout/round_counts.py
+      pack_round -> RolloutBatch (main rows, transplanted rows, then kept correction rows)  rollout/packing.py
+      -> RoundResult(batch, counts, samples)                           rollout/round_summary.py
 
 Token in, token out: prompts go to the engine as ids and the batch packs exactly those ids and
 the sampled ones; a correction prompt joins the problem's ids, the attempt's sampled ids and the
