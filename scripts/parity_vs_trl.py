@@ -198,10 +198,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--cipo-sampling",
-        choices=("reseed", "stream", "hashed"),
+        choices=("reseed", "stream", "nearby"),
         default="reseed",
-        help="cipo's sampling RNG: reseeded from each step's seed (as shipped), one stream seeded once (as TRL), "
-        "or reseeded from a hash of each step's seed (SeedSequence: reseeding kept, nearby seeds gone)",
+        help="cipo's sampling RNG: reseeded from each step's hashed seed (as shipped), one stream seeded once (as "
+        "TRL), or reseeded from the unhashed seeds 7 apart (cipo before the fix: docs/parity.md's 'before' arm)",
     )
     parser.add_argument("--sides", nargs="+", choices=SIDES, default=list(SIDES), help="the trainers to run")
     parser.add_argument(

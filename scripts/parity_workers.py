@@ -40,13 +40,20 @@ FRESH_STREAM_OFFSET = (
 )
 
 
+def nearby_sampling_seed(seed: int, step: int) -> int:
+    """cipo's per-step sampling seed before hashing (rank 0): consecutive steps 7 apart."""
+    return seed * 1_000_003 + step * 7 + 1
+
+
 def cipo_sampling_seed(seed: int, step: int) -> int:
     """The sampling seed cipo's rollout uses at RL step ``step`` (0-based) of a one-process run.
 
     A copy of ``RolloutCallback._seed`` for rank 0 (the TRL venv cannot import Lightning);
     tests/scripts/test_parity.py checks that the two agree.
     """
-    return seed * 1_000_003 + step * 7 + 1
+    import numpy as np
+
+    return int(np.random.SeedSequence(nearby_sampling_seed(seed, step)).generate_state(1)[0])
 
 
 def parameter_vector(model):
@@ -96,20 +103,13 @@ def sample_on_one_stream(seed: int) -> None:
     HFEngine._generate_chunk = on_stream
 
 
-def sample_with_hashed_seeds() -> None:
-    """Make ``RolloutCallback`` reseed each step from a hash of its usual seed (numpy's ``SeedSequence``)
-    instead of ``seed x 1,000,003 + 7 x step + 1`` itself: still reseeded every step, but from seeds that
-    are not 7 apart. For ``--cipo-sampling hashed``: does the reseeding or the nearness of the seeds matter?"""
-    import numpy as np
-
+def sample_with_nearby_seeds() -> None:
+    """Make ``RolloutCallback`` reseed each step from ``seed x 1,000,003 + 7 x step + 1`` itself, as cipo did
+    before it hashed that number (``spread_seed``): seeds 7 apart. For ``--cipo-sampling nearby``, the
+    "before" arm of docs/parity.md (one process: rank 0's seeds)."""
     from cipo.callbacks.rollout import RolloutCallback
 
-    nearby = RolloutCallback._seed
-
-    def hashed(self, epoch: int) -> int:
-        return int(np.random.SeedSequence(nearby(self, epoch)).generate_state(1)[0])
-
-    RolloutCallback._seed = hashed
+    RolloutCallback._seed = lambda self, epoch: nearby_sampling_seed(self.seed, epoch)
 
 
 def cipo_worker(args, folder: Path) -> list[dict]:
@@ -119,8 +119,8 @@ def cipo_worker(args, folder: Path) -> list[dict]:
     update_norms.clear()
     if args.cipo_sampling == "stream":
         sample_on_one_stream(cipo_sampling_seed(args.seed, 0))
-    elif args.cipo_sampling == "hashed":
-        sample_with_hashed_seeds()
+    elif args.cipo_sampling == "nearby":
+        sample_with_nearby_seeds()
     probe = [
         "+callbacks.parity_probe._target_=parity_workers.cipo_probe",
         f"+callbacks.parity_probe.folder={folder}",

@@ -23,7 +23,7 @@ from cipo.algorithms.replay import (
 from cipo.callbacks.rollout import RolloutCallback
 from cipo.data.datamodule import PromptDataModule
 from cipo.module import CIPOModule
-from cipo.rollout.engine import SamplingSettings, SyncReport
+from cipo.rollout.engine import SamplingSettings, SyncReport, spread_seed
 from cipo.settings import ModuleSettings, ValidationSettings
 from cipo.tasks.arithmetic import arithmetic_records
 from cipo.verifiers.exact_answer import ExactIntegerVerifier
@@ -135,6 +135,8 @@ def test_one_round_per_epoch_with_distinct_seeds(policy, built_tokenizer):
     assert len(main_calls) == 3
     assert [call[3] for call in main_calls] == [callback._seed(e) for e in range(3)]
     assert len({call[3] for call in main_calls}) == 3
+    # hashed from seed x 1,000,003 + 7 x step + 1 (docs/parity.md): steps no longer reseed from seeds 7 apart
+    assert [call[3] for call in main_calls] == [spread_seed(3 * 1_000_003 + 7 * e + 1) for e in range(3)]
     assert [len(call[0]) for call in main_calls] == [3, 3, 3]  # data.batch_size prompts
     # prompts follow the datamodule's sampler: 9 distinct of the 12 records in 3 steps
     prompts = [p for call in main_calls for p in call[0]]

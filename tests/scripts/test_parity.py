@@ -156,19 +156,18 @@ def test_one_stream_sampling_continues_across_calls_and_leaves_the_global_rng_al
     assert torch.equal(torch.random.get_rng_state(), before)
 
 
-def test_hashed_seeds_reseed_every_step_from_seeds_far_apart(monkeypatch):
+def test_shipped_seeds_are_hashed_and_the_nearby_arm_restores_seeds_7_apart(monkeypatch):
     from cipo.callbacks.rollout import RolloutCallback
 
     monkeypatch.setattr(RolloutCallback, "_seed", RolloutCallback._seed)  # restored after the test
     callback = RolloutCallback.__new__(RolloutCallback)
     callback.seed, callback.rank = 3, 0
+    shipped = [RolloutCallback._seed(callback, step) for step in range(4)]
+    parity_workers.sample_with_nearby_seeds()
     nearby = [RolloutCallback._seed(callback, step) for step in range(4)]
-    parity_workers.sample_with_hashed_seeds()
-    hashed = [RolloutCallback._seed(callback, step) for step in range(4)]
-    assert hashed == [RolloutCallback._seed(callback, step) for step in range(4)]  # deterministic
-    assert len(set(hashed)) == 4 and not set(hashed) & set(nearby)
-    assert min(abs(a - b) for a in hashed for b in hashed if a != b) > 1000  # no longer 7 apart
-    assert all(0 <= seed < 2**32 for seed in hashed)
+    assert [b - a for a, b in zip(nearby, nearby[1:])] == [7, 7, 7]
+    assert len(set(shipped)) == 4 and not set(shipped) & set(nearby)
+    assert min(abs(a - b) for a in shipped for b in shipped if a != b) > 1000
 
 
 def _finished_run(work: Path, side: str, seed: int, correct: dict[int, list[int]], steps: int) -> None:

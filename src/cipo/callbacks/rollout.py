@@ -46,7 +46,7 @@ from cipo.algorithms.correction import continuation_suffix, training_correction_
 from cipo.algorithms.replay import ReplayState, initial_replay_state, update_replay_ratio
 from cipo.parallel import GatheredEngine, gather_objects, shard
 from cipo.rollout.collect import collect_round
-from cipo.rollout.engine import RolloutEngine, SamplingSettings, SyncReport
+from cipo.rollout.engine import RolloutEngine, SamplingSettings, SyncReport, spread_seed
 from cipo.rollout.evaluate import evaluate_records
 from cipo.rollout.health import sample_warnings
 from cipo.rollout.round_counts import RoundCounts
@@ -226,8 +226,9 @@ class RolloutCallback(L.Callback):
         return True
 
     def _seed(self, epoch: int) -> int:
-        """Different on every rank and step (rank 0's seeds are those of a single-process run)."""
-        return self.seed * 1_000_003 + epoch * 7 + 1 + self.rank * 7_919_111
+        """Different on every rank and step (rank 0's seeds are those of a single-process run),
+        hashed so that no two steps reseed from nearby seeds (``spread_seed``)."""
+        return spread_seed(self.seed * 1_000_003 + epoch * 7 + 1 + self.rank * 7_919_111)
 
     def _validate(self, trainer: L.Trainer, pl_module: L.LightningModule, completed_steps: int) -> None:
         """Held-out metrics of the current policy, logged at x = RL steps completed so far.

@@ -32,7 +32,7 @@ import torch
 
 from cipo.algorithms.logprobs import token_logprobs
 from cipo.models.lora import engine_weights
-from cipo.rollout.engine import Prompt, SamplingSettings, SyncReport, prompt_token_ids
+from cipo.rollout.engine import Prompt, SamplingSettings, SyncReport, prompt_token_ids, spread_seed
 from cipo.rollout.engine_errors import engine_start_hint
 from cipo.types import Completion
 
@@ -138,7 +138,7 @@ class VLLMEngine:
                     temperature=settings.temperature,
                     top_p=1.0 if greedy else settings.top_p,
                     max_tokens=settings.max_new_tokens,
-                    seed=seed * 1_000_003 + index * rows,  # vLLM seeds sample j with seed + j
+                    seed=spread_seed(seed, index),  # vLLM seeds the prompt's sample j with seed + j
                     logprobs=0,
                     detokenize=False,
                 )
