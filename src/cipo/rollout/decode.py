@@ -27,6 +27,7 @@ from torch import Tensor
 from transformers import TopPLogitsWarper
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
+from cipo.rollout import decode_step
 from cipo.rollout.prefix_cache import MODEL_TYPES, PromptSharedLayer, decoding
 
 # generation_config fields that make ``generate`` add a logits processor this loop does not have,
@@ -141,6 +142,10 @@ def sample(
     history = []  # (rows, sampled, logprob) of every step; a finished row's entries past its EOS are cut below
     cache = DynamicCache()
     cache.layers = layers
+    # the step without the model forward's own overhead (decode_step.py), where it computes the same
+    lean_step = None
+    if decode_step.unsupported_reason(model) is None:
+        lean_step = decode_step.DecodeStep(model, layers, max(map(len, prompt_ids)) + max_new_tokens)
     # the attention switch stays on for the whole loop (switching it costs two config writes per step)
     with decoding(model):
         for step in range(max_new_tokens):
@@ -170,14 +175,17 @@ def sample(
                 positions, chosen, rows, alive = positions[keep], chosen[keep], rows[keep], alive[keep]
             else:
                 chosen = torch.where(alive, chosen, pad_id)
-            output = model(
-                input_ids=chosen[:, None],
-                position_ids=positions[:, None],
-                past_key_values=cache,
-                use_cache=True,
-                prompt_cache=layers,
-            )
-            logits = output.logits[:, -1].float()
+            if lean_step is not None:
+                logits = lean_step(chosen, positions)
+            else:
+                output = model(
+                    input_ids=chosen[:, None],
+                    position_ids=positions[:, None],
+                    past_key_values=cache,
+                    use_cache=True,
+                    prompt_cache=layers,
+                )
+                logits = output.logits[:, -1].float()
             positions = positions + 1
     return _assemble(history, total, eos_id, pad_id)
 
