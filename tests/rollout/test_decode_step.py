@@ -73,6 +73,11 @@ def decode_logits(model, lean: bool) -> list[torch.Tensor]:
 
 def test_the_step_equals_the_model_forward_bit_for_bit(model):
     assert decode_step.unsupported_reason(model) is None
+    parts = decode_step.DecodeStep(model, [], 1).parts[0]
+    lora = hasattr(model, "get_base_model")
+    # the functional forms are what is compared below (LoRA's projections stay modules)
+    assert not isinstance(parts.input_norm, torch.nn.Module) and not isinstance(parts.mlp, torch.nn.Module)
+    assert isinstance(parts.q_proj, torch.nn.Module) == lora
     for ours, reference in zip(decode_logits(model, lean=True), decode_logits(model, lean=False), strict=True):
         assert torch.equal(ours, reference)
 
