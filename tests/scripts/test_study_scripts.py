@@ -175,15 +175,19 @@ configs:
 
 @pytest.mark.slow
 def test_a_stopped_study_exports_what_it_has_and_the_next_sitting_resumes(tmp_path):
-    """SIGTERM to the runner: the run checkpoints and stops, is exported as incomplete; rerun finishes it."""
+    """SIGTERM to the runner: the run checkpoints and stops, is exported as incomplete; rerun finishes it.
+
+    40 steps: the stop reaches the run up to ~2.5 s after its first checkpoint (the test's and the
+    runner's polls), and a step of this tiny batch can take under 0.5 s; with 6 steps the run sometimes
+    finished before the stop arrived."""
     results, logs = tmp_path / "results", tmp_path / "logs"
     spec_path = write_spec(
         results,
         """
 name: stop
-steps: 6
+steps: 40
 seeds: [1]
-validation: {every: 3, samples: 2, max_problems: 8}
+validation: {every: 20, samples: 2, max_problems: 8}
 common: [num_threads=1, export_policy=false, data.batch_size=2, data.heldout.num_records=8,
          "~callbacks.progress"]
 tasks: {arithmetic: [data=arithmetic]}
@@ -200,9 +204,9 @@ configs: {grpo: [experiment=builtin, algorithm=grpo]}
     output, _ = process.communicate(timeout=600)
     assert process.returncode == 130, output[-3000:]
     meta = json.loads((results / "arithmetic__grpo__seed1.json").read_text())
-    assert not meta["complete"] and 1 <= meta["completed_steps"] < 6, output[-3000:]
+    assert not meta["complete"] and 1 <= meta["completed_steps"] < 40, output[-3000:]
 
     again = subprocess.run(runner, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0 and "(resume)" in again.stdout, again.stdout[-3000:] + again.stderr[-3000:]
     finished = json.loads((results / "arithmetic__grpo__seed1.json").read_text())
-    assert finished["complete"] and finished["completed_steps"] == 6 and finished["wall_s"] > meta["wall_s"]
+    assert finished["complete"] and finished["completed_steps"] == 40 and finished["wall_s"] > meta["wall_s"]
