@@ -48,12 +48,12 @@ def nearby_sampling_seed(seed: int, step: int) -> int:
 def cipo_sampling_seed(seed: int, step: int) -> int:
     """The sampling seed cipo's rollout uses at RL step ``step`` (0-based) of a one-process run.
 
-    A copy of ``RolloutCallback._seed`` for rank 0 (the TRL venv cannot import Lightning);
-    tests/scripts/test_parity.py checks that the two agree.
+    ``RolloutCallback._seed`` for rank 0, rebuilt here because the TRL venv cannot import Lightning
+    (``cipo.rollout.engine`` needs only numpy); tests/scripts/test_parity.py checks that the two agree.
     """
-    import numpy as np
+    from cipo.rollout.engine import spread_seed
 
-    return int(np.random.SeedSequence(nearby_sampling_seed(seed, step)).generate_state(1)[0])
+    return spread_seed(nearby_sampling_seed(seed, step))
 
 
 def parameter_vector(model):
