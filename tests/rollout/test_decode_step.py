@@ -59,14 +59,7 @@ def decode_logits(model, lean: bool) -> list[torch.Tensor]:
                 if step is not None:
                     logits.append(step(ids, positions))
                 else:
-                    out = model(
-                        input_ids=ids[:, None],
-                        position_ids=positions[:, None],
-                        past_key_values=cache,
-                        use_cache=True,
-                        prompt_cache=layers,
-                    )
-                    logits.append(out.logits[:, -1].float())
+                    logits.append(decode.forward_step(model, ids, positions, cache))
                 positions = positions + 1
     return logits
 

@@ -178,16 +178,22 @@ def sample(
             if lean_step is not None:
                 logits = lean_step(chosen, positions)
             else:
-                output = model(
-                    input_ids=chosen[:, None],
-                    position_ids=positions[:, None],
-                    past_key_values=cache,
-                    use_cache=True,
-                    prompt_cache=layers,
-                )
-                logits = output.logits[:, -1].float()
+                logits = forward_step(model, chosen, positions, cache)
             positions = positions + 1
     return _assemble(history, total, eos_id, pad_id)
+
+
+def forward_step(model, token_ids: Tensor, positions: Tensor, cache: DynamicCache) -> Tensor:
+    """One decode step through the model's own forward: ``token_ids (R,), positions (R,) -> logits (R, V)``
+    float; ``cache.layers`` are the prompt-shared layers (the loop's fallback, and DecodeStep's reference)."""
+    output = model(
+        input_ids=token_ids[:, None],
+        position_ids=positions[:, None],
+        past_key_values=cache,
+        use_cache=True,
+        prompt_cache=cache.layers,
+    )
+    return output.logits[:, -1].float()
 
 
 def _assemble(history: list[tuple[Tensor, Tensor, Tensor]], total: int, eos_id: int, pad_id: int):
