@@ -8,7 +8,8 @@ Reads ``<folder>/study.yaml`` (the spec: which configurations to compare) and ev
 ``<folder>/report.md`` with, per task: final values (mean ± seed std), each configuration's seed
 spread next to its evaluation's binomial standard error, what the runs cost, and the spec's
 comparisons as differences paired by seed with intervals and p-values (those that exclude zero
-marked); plus the plots ``<task>_*.png``. Incomplete runs are listed and left out
+marked); plus the plots ``<task>_*.png``. First come the paper's claims (``--method`` against each of
+``--baselines``), pooled over the tasks (``cipo.reporting.claims``). Incomplete runs are listed and left out
 (--keep-incomplete keeps them). ``docs/results.md`` quotes these tables.
 """
 
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cipo.reporting.aggregate import markdown_table, table_rows
+from cipo.reporting.claims import claim_rows, claims_markdown
 from cipo.reporting.comparison import compute_markdown, noise_markdown, paired_markdown, paired_rows
 from cipo.reporting.plots import plot_all
 from cipo.reporting.runs import Run
@@ -58,6 +60,18 @@ def cost_lines(metas: list[dict]) -> list[str]:
     ]
 
 
+def claims_section(tasks: dict[str, dict[str, list[Run]]], method: str, baselines: Sequence[str], args) -> list[str]:
+    lines = ["## The paper's claims", ""]
+    lines += [
+        f"Each claim as `{method}` minus a baseline, paired by seed within each task and pooled over the tasks "
+        "(`cipo.reporting.claims`); the per-task tables below have every other quantity."
+    ]
+    for baseline in baselines:
+        rows = claim_rows(tasks, method, baseline, args.interval, args.test, args.level)
+        lines += ["", f"### {method} vs {baseline}", "", claims_markdown(rows, method, baseline, args.level)]
+    return lines
+
+
 def task_section(task: str, configs: dict[str, list[Run]], pairs, out: Path, args) -> list[str]:
     lines = [f"## Task `{task}`", "", "### Final values", ""]
     rows = [{k: v for k, v in row.items() if k not in COSTS} for row in table_rows(configs)]  # see Compute
@@ -86,6 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals")
     parser.add_argument("--band", choices=("minmax", "std"), default="minmax", help="spread over seeds in plots")
     parser.add_argument("--keep-incomplete", action="store_true", help="keep runs that did not finish")
+    parser.add_argument("--method", default="cipo", help="the configuration whose claims are tested")
+    parser.add_argument(
+        "--baselines", default="grpo,grpo_matched", help="comma-separated configurations the claims are tested against"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     folder = Path(args.folder)
@@ -109,7 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         *cost_lines(study.metas),
         f"- **Regenerate:** `python scripts/study_report.py {folder}` (from the CSVs here only).",
     ]
-    for task, configs in by_task(study.runs, spec).items():
+    tasks = by_task(study.runs, spec)
+    baselines = [name for name in args.baselines.split(",") if name in spec.configs]
+    if args.method in spec.configs and baselines:
+        lines += ["", *claims_section(tasks, args.method, baselines, args)]
+    for task, configs in tasks.items():
         lines += ["", *task_section(task, configs, spec.pairs(), out, args)]
     if study.skipped:
         lines += ["", "## Left out", "", *(f"- {path.name}: {reason}" for path, reason in study.skipped)]

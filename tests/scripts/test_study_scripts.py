@@ -117,6 +117,10 @@ def test_report_from_the_committed_files_alone(study_report, tmp_path):
     assert report.index("| grpo | 2 |") < report.index("| cipo | 2 |")  # the spec's order
     (final,) = [line for line in report.splitlines() if line.startswith("| held-out accuracy, final |")]
     assert "| 0.450 | 0.515 | **+0.065 [+0.001, +0.129]** |" in final  # d = (+0.06, +0.07): sd 0.00707
+    claims = report[report.index("## The paper's claims") : report.index("## Task `arithmetic`")]
+    (first,) = [line for line in claims.splitlines() if "(pass@1), final" in line]
+    assert "| **+0.065 [+0.001, +0.129], p 0.049, n 2** | supports | **+0.065 [+0.001, +0.129], n 2** |" in first
+    assert "### cipo vs grpo_matched" not in claims  # not a configuration of this spec
     assert (results / "arithmetic_val_accuracy_vs_tokens.png").stat().st_size > 1000
     empty = write_spec(tmp_path / "empty").parent
     assert study_report.main([str(empty)]) == 1  # a spec but no runs yet
