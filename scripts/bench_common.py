@@ -217,6 +217,10 @@ def run_cipo(overrides: list[str], output_dir: Path) -> dict:
         "own_step_s": values("time/step_s"),  # cipo's own time/step_s (rollout start to epoch end)
         "generated_tokens": values("rollout/generated_tokens"),
         "trained_tokens": values("train/tokens"),
+        # the tokens the training forward ran (prompts once per micro-batch that shares them), per step
+        "processed_tokens": [
+            b - a for a, b in zip([0.0, *values("compute/processed_tokens")], values("compute/processed_tokens"))
+        ],
         "train_accuracy": values("rollout/accuracy"),
         "peak_rss_mb": peak_rss_mb(),
         "policy": str(Path(cfg.paths.output_dir) / "policy"),

@@ -25,7 +25,9 @@ phase (``time/generate_s``, ``verify_s``, ``forward_s`` = logprobs + loss, ``bac
 (cipo / grpo - 1) next to extra generated tokens (the same ratio), split into generation and training.
 
 Last, how close the update runs to the machine's limit: the training forward + backward's achieved rate,
-6 x parameters x trained (loss) tokens / seconds, next to a matmul peak measured in the same process with the
+6 x parameters x tokens / seconds, counting either the trained (loss) tokens or the processed tokens (every
+token the forward and backward ran: completions plus each shared prompt once, ``compute/processed_tokens``,
+the count model-FLOP utilisation uses), next to a matmul peak measured in the same process with the
 same threads (``matmul_peak``: the best of several fp32 2048^3 ``torch.mm``, before and after each
 configuration). Both in wall seconds (``time/forward_s + backward_s``) and per CPU second
 (``time/train_cpu_s``; on a shared machine the CPU figure is the one to trust).
@@ -133,6 +135,7 @@ def summarise(runs: list[dict]) -> dict[str, float]:
         "cpu_s": median([r["median_cpu_s"] for r in runs]),
         "generated": median([statistics.mean(r["generated_tokens"]) for r in runs]),
         "trained": median([statistics.mean(r["trained_tokens"]) for r in runs]),
+        "processed": median([statistics.mean(r["processed_tokens"]) for r in runs]),
         "train_cpu": median([r["train_cpu_s"] for r in runs]),
     }
     for phase in PHASES:
@@ -255,23 +258,26 @@ def print_tables(rows) -> None:
     header = ["size", "G", "L", "wall", "CPU", "generated tokens", "generate s", "forward+backward s", "trained tokens"]
     table(header, lines)
     print(
-        "\nTraining forward + backward: 6 x parameters x trained tokens / seconds, next to the matmul peak "
-        "(fp32 2048^3 torch.mm, same process and threads)\n"
+        "\nTraining forward + backward: 6 x parameters x tokens / seconds, next to the matmul peak "
+        "(fp32 2048^3 torch.mm, same process and threads). Tokens: trained = the loss tokens (completions); "
+        "processed = every token the forward and backward ran (completions plus each shared prompt once), "
+        "the count model-FLOP utilisation uses\n"
     )
     lines = []
     for size, params, group, length, summary, *_ in rows:
         peak_wall, peak_cpu = summary["peak"]
         for name in ("grpo", "cipo"):
             s = summary[name]
-            flops = 6 * params * s["trained"] / 1e9
-            wall = flops / max(s["forward"] + s["backward"], 1e-9)
-            cpu = flops / max(s["train_cpu"], 1e-9)
-            lines.append(
-                [size, str(group), str(length), name, f"{params / 1e6:.2f}M", f"{s['trained']:.0f}"]
-                + [f"{wall:.1f}", f"{peak_wall:.1f}", f"{100 * wall / peak_wall:.0f}%"]
-                + [f"{cpu:.1f}", f"{peak_cpu:.1f}", f"{100 * cpu / peak_cpu:.0f}%"]
-            )
-    header = ["size", "G", "L", "algo", "params", "trained tokens", "GFLOP/s wall", "peak wall", "share"]
+            for tokens in ("trained", "processed"):
+                flops = 6 * params * s[tokens] / 1e9
+                wall = flops / max(s["forward"] + s["backward"], 1e-9)
+                cpu = flops / max(s["train_cpu"], 1e-9)
+                lines.append(
+                    [size, str(group), str(length), name, f"{params / 1e6:.2f}M", f"{s[tokens]:.0f} {tokens}"]
+                    + [f"{wall:.1f}", f"{peak_wall:.1f}", f"{100 * wall / peak_wall:.0f}%"]
+                    + [f"{cpu:.1f}", f"{peak_cpu:.1f}", f"{100 * cpu / peak_cpu:.0f}%"]
+                )
+    header = ["size", "G", "L", "algo", "params", "tokens", "GFLOP/s wall", "peak wall", "share"]
     table(header + ["GFLOP per CPU-s", "peak per CPU-s", "share"], lines)
 
 

@@ -3,6 +3,7 @@ fixed-length random policies of bench_step.py, and one tiny bench_step run end t
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -73,3 +74,10 @@ def test_bench_step_runs_grpo_and_cipo(tmp_path, monkeypatch, capsys):
     assert "| 5M | 4 | 8 | grpo |" in printed and "| 5M | 4 | 8 | cipo |" in printed
     assert "What the correction stream adds" in printed and out.is_file()
     assert "Training forward + backward" in printed and "| 5M | 4 | 8 | cipo | 5.14M |" in printed
+    for line in ("| 5M | 4 | 8 | cipo | 5.14M | ", "| 5M | 4 | 8 | grpo | 5.14M | "):
+        assert sum(row.startswith(line) for row in printed.splitlines()) == 2  # per loss and per processed token
+    (config,) = json.loads(out.read_text())
+    for runs in config["runs"].values():
+        for run in runs:  # the forward also runs each prompt once, so it processes more than the loss tokens
+            assert len(run["processed_tokens"]) == len(run["trained_tokens"])
+            assert all(p > t for p, t in zip(run["processed_tokens"], run["trained_tokens"], strict=True))
