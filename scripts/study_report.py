@@ -9,13 +9,17 @@ Reads ``<folder>/study.yaml`` (the spec: which configurations to compare) and ev
 spread next to its evaluation's binomial standard error, what the runs cost, and the spec's
 comparisons as differences paired by seed with intervals and p-values (those that exclude zero
 marked); plus the plots ``<task>_*.png``. First come the paper's claims (``--method`` against each of
-``--baselines``), pooled over the tasks (``cipo.reporting.claims``). Incomplete runs are listed and left out
+``--baselines``), pooled over the tasks (``cipo.reporting.claims``). ``--results-doc docs/results.md``
+also rewrites that file's generated block for this study (``cipo.reporting.generated_block``): the
+header, the claims and each task's final values and main plots, so the document's tables always
+come from the committed CSVs. Incomplete runs are listed and left out
 (--keep-incomplete keeps them). ``docs/results.md`` quotes these tables.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -24,6 +28,7 @@ from pathlib import Path
 from cipo.reporting.aggregate import markdown_table, table_rows
 from cipo.reporting.claims import claim_rows, claims_markdown
 from cipo.reporting.comparison import compute_markdown, noise_markdown, paired_markdown, paired_rows
+from cipo.reporting.generated_block import replace_generated_block
 from cipo.reporting.plots import plot_all
 from cipo.reporting.runs import Run
 from cipo.reporting.study import StudySpec, load_spec
@@ -72,6 +77,32 @@ def claims_section(tasks: dict[str, dict[str, list[Run]]], method: str, baseline
     return lines
 
 
+def results_doc_block(
+    header: list[str], claims: list[str], tasks: dict[str, dict[str, list[Run]]], doc: Path, out: Path, folder: Path
+) -> str:
+    """What ``--results-doc`` writes between its markers: the study's header, the claims, each task's final
+    values and its two main plots (linked relative to the document), and a link to the full report."""
+    report = Path(os.path.relpath(out / "report.md", doc.parent)).as_posix()
+    spec = Path(os.path.relpath(folder / SPEC_NAME, doc.parent)).as_posix()
+    lines = [
+        line.replace(f"]({SPEC_NAME})", f"]({spec})") for line in header if not line.startswith("- **Regenerate:**")
+    ]
+    lines += [
+        f"- **Rewrite this block:** `python scripts/study_report.py {folder} --results-doc {doc}` "
+        "(from the committed CSVs only, seconds).",
+        f"- **Every table and plot:** [{report}]({report}).",
+        "",
+    ]
+    lines += ["#" + line if line.startswith("#") else line for line in claims]  # one level down in the document
+    for task, configs in tasks.items():
+        rows = [{k: v for k, v in row.items() if k not in COSTS} for row in table_rows(configs)]
+        lines += ["", f"### Task `{task}`: final values (mean ± seed std)", "", markdown_table(rows), ""]
+        for plot in ("val_accuracy_vs_step", "val_accuracy_vs_tokens"):
+            path = Path(os.path.relpath(out / f"{task}_{plot}.png", doc.parent)).as_posix()
+            lines.append(f"![{task} {plot.replace('_', ' ')}]({path})")
+    return "\n".join(lines)
+
+
 def task_section(task: str, configs: dict[str, list[Run]], pairs, out: Path, args) -> list[str]:
     lines = [f"## Task `{task}`", "", "### Final values", ""]
     rows = [{k: v for k, v in row.items() if k not in COSTS} for row in table_rows(configs)]  # see Compute
@@ -100,6 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals")
     parser.add_argument("--band", choices=("minmax", "std"), default="minmax", help="spread over seeds in plots")
     parser.add_argument("--keep-incomplete", action="store_true", help="keep runs that did not finish")
+    parser.add_argument(
+        "--results-doc",
+        type=Path,
+        help="also rewrite this Markdown file's block for the study (between its generated-block markers)",
+    )
     parser.add_argument("--method", default="cipo", help="the configuration whose claims are tested")
     parser.add_argument(
         "--baselines", default="grpo,grpo_matched", help="comma-separated configurations the claims are tested against"
@@ -129,13 +165,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     tasks = by_task(study.runs, spec)
     baselines = [name for name in args.baselines.split(",") if name in spec.configs]
-    if args.method in spec.configs and baselines:
-        lines += ["", *claims_section(tasks, args.method, baselines, args)]
+    header = lines[2:]
+    claims = claims_section(tasks, args.method, baselines, args) if args.method in spec.configs and baselines else []
+    lines += ["", *claims] if claims else []
     for task, configs in tasks.items():
         lines += ["", *task_section(task, configs, spec.pairs(), out, args)]
     if study.skipped:
         lines += ["", "## Left out", "", *(f"- {path.name}: {reason}" for path, reason in study.skipped)]
     (out / "report.md").write_text("\n".join(lines) + "\n")
+    if args.results_doc:  # after the plots exist; the document's other text is left as it is
+        block = results_doc_block(header, claims, tasks, args.results_doc, out, folder)
+        text = replace_generated_block(args.results_doc.read_text(), spec.name, block)
+        args.results_doc.write_text(text)
+        print(f"rewrote the {spec.name} block of {args.results_doc}", file=sys.stderr)
     print("\n".join(lines))
     print(f"wrote {out / 'report.md'} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return 0

@@ -15,6 +15,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reporting"))
 from test_study import SPEC, fake_run_folder, write_spec  # noqa: E402
 
+from cipo.reporting.generated_block import markers  # noqa: E402
 from cipo.reporting.study import load_spec, plan_runs  # noqa: E402
 from cipo.reporting.study_results import export_run  # noqa: E402
 
@@ -121,6 +122,15 @@ def test_report_from_the_committed_files_alone(study_report, tmp_path):
     (first,) = [line for line in claims.splitlines() if "(pass@1), final" in line]
     assert "| **+0.065 [+0.001, +0.129], p 0.049, n 2** | supports | **+0.065 [+0.001, +0.129], n 2** |" in first
     assert "### cipo vs grpo_matched" not in claims  # not a configuration of this spec
+    doc = tmp_path / "docs" / "results.md"
+    doc.parent.mkdir()
+    begin, end = markers(load_spec(results / "study.yaml").name)
+    doc.write_text(f"# Results\n\nprose\n\n{begin}\nstale\n{end}\n\nolder sections\n")
+    assert study_report.main([str(results), "--results-doc", str(doc)]) == 0
+    text = doc.read_text()
+    assert text.startswith("# Results\n\nprose\n\n") and text.endswith(f"{end}\n\nolder sections\n")
+    assert "stale" not in text and "#### cipo vs grpo" in text and "| supports |" in text
+    assert "](../results/study.yaml)" in text and "![arithmetic val accuracy vs step](../results/" in text
     assert (results / "arithmetic_val_accuracy_vs_tokens.png").stat().st_size > 1000
     empty = write_spec(tmp_path / "empty").parent
     assert study_report.main([str(empty)]) == 1  # a spec but no runs yet
