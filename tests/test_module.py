@@ -184,6 +184,15 @@ def test_shared_prompts_change_neither_loss_nor_gradient(policy, built_tokenizer
         torch.testing.assert_close(grads_shared[name], grads_plain[name], atol=1e-6, rtol=1e-4, msg=name)
 
 
+def hosts(prompts, rows, ends, resident) -> set:
+    """The prompts that hold a resident row (the first that does, as the plan picks)."""
+    held = set()
+    for row, end, stays in zip(rows, ends, resident):
+        if stays:
+            held.add(next(p for p in prompts if len(p) - 1 >= end - 1 and p[: end - 1] == tuple(row[: end - 1])))
+    return held
+
+
 def test_processed_tokens_count_a_shared_prompt_once_per_micro_batch(policy, built_tokenizer):
     """compute/processed_tokens' source: the tokens the forward ran, so with sharing each distinct
     prompt of a micro-batch once (minus the last token, which opens every row's continuation)."""
@@ -196,12 +205,24 @@ def test_processed_tokens_count_a_shared_prompt_once_per_micro_batch(policy, bui
         expected = 0
         for _, micro in module._micro_batches(batch):
             module._micro_batch_loss(micro, module._denominators(batch))
-            ends, starts = micro.attention_mask.sum(1), micro.prompt_lengths
-            prompts = {tuple(row[:start].tolist()) for row, start in zip(micro.input_ids, starts)}
-            if enabled and len(prompts) < len(micro):
-                expected += sum(len(p) - 1 for p in prompts) + int((ends - starts + 1).sum())
+            ends, starts = micro.attention_mask.sum(1).tolist(), micro.prompt_lengths.tolist()
+            rows = [row.tolist() for row in micro.input_ids]
+            prompts = [tuple(row[:start]) for row, start in zip(rows, starts)]
+            # a row resides in another prompt when the tokens it reads (all but its last) start that
+            # prompt minus its last token: it runs nothing, and a prompt left without rows is not run
+            resident = [
+                end - 1 >= start
+                and any(len(p) - 1 >= end - 1 and p[: end - 1] == tuple(row[: end - 1]) for p in prompts)
+                for row, start, end in zip(rows, starts, ends)
+            ]
+            running = [r for r in range(len(rows)) if not resident[r]]
+            if enabled and (len(set(prompts)) < len(rows) or any(resident)):
+                expected += sum(
+                    len(p) - 1 for p in {prompts[r] for r in running} | hosts(prompts, rows, ends, resident)
+                )
+                expected += sum(ends[r] - starts[r] + 1 for r in running)
             else:
-                expected += int(ends.sum())
+                expected += sum(ends)
         assert module.processed_tokens == expected
         counts.append(expected)
     assert counts[0] < counts[1] == int(batch.attention_mask.sum())
@@ -216,12 +237,17 @@ def test_micro_batches_group_rows_by_length_and_cut_padding(policy, built_tokeni
     lengths = batch.attention_mask.sum(dim=1)
     widths = [micro.input_ids.shape[1] for _, micro in pairs]
     assert widths == sorted(widths, reverse=True) and widths[-1] < batch.input_ids.shape[1]
+    moved = 0
     for rows, micro in pairs:
-        assert len(rows) <= 3 and micro.input_ids.shape[1] == int(lengths[rows].max())
-        assert MAX_PAD_RATIO * int(lengths[rows].min()) >= int(lengths[rows].max())  # bounded padding per row
+        plan = module._shared_prefixes(micro)
+        running = rows if plan is None else rows[~plan.resident]  # residents (anchors) run no forward
+        moved += len(rows) - len(running)
+        assert len(running) <= 3 and micro.input_ids.shape[1] == int(lengths[rows].max())
+        assert MAX_PAD_RATIO * int(lengths[running].min()) >= int(lengths[running].max())  # bounded padding
         assert torch.equal(micro.input_ids, batch.input_ids[rows, : micro.input_ids.shape[1]])
         assert int(micro.attention_mask.sum()) == int(lengths[rows].sum())  # no real token was cut
         assert torch.equal(micro.advantages, batch.advantages[rows])
+    assert moved > 0  # the scripted batch's anchors joined their revisions
 
 
 def test_micro_batches_split_rows_of_very_different_lengths(policy, built_tokenizer):

@@ -159,10 +159,15 @@ class CIPOModule(L.LightningModule):
 
     def _micro_batches(self, batch: RolloutBatch) -> Iterator[tuple[torch.Tensor, RolloutBatch]]:
         """``(rows, micro-batch)`` pairs from ``plan_micro_batches``: length-sorted, padding cut
-        (by prompt, then continuation length, when shared prompts run once)."""
-        prompts = batch.prompt_lengths if self.prefix_sharing.enabled else None
+        (by prompt, then continuation length, when shared prompts run once; rows that can reside in
+        another micro-batch's prompt, such as the correction stream's anchors, join it)."""
+        sharing = self.prefix_sharing.enabled and self.prefix_sharing.reasons.get(id(self.policy)) is None
+        prompts = batch.prompt_lengths if sharing else None
         for rows, width in plan_micro_batches(
-            batch.attention_mask, self.settings.micro_batch_size, prompt_lengths=prompts
+            batch.attention_mask,
+            self.settings.micro_batch_size,
+            prompt_lengths=prompts,
+            input_ids=batch.input_ids if prompts is not None else None,
         ):
             yield rows, batch.select(rows, width=width)
 

@@ -25,8 +25,12 @@ from cipo.models.prefix_sharing import (
 )
 
 
-def make_batch(vocab: int, prompt_lengths=(5, 9, 2, 7), rows_per_prompt=(3, 4, 2, 1), seed=0):
-    """Right-padded rows: prompt u repeated rows_per_prompt[u] times, each with its own completion."""
+def make_batch(vocab: int, prompt_lengths=(5, 9, 2, 7), rows_per_prompt=(3, 4, 2, 1), seed=0, anchors=()):
+    """Right-padded rows: prompt u repeated rows_per_prompt[u] times, each with its own completion.
+
+    ``anchors``: (row, suffix length) pairs; each adds 2 rows whose prompt is that row minus its last
+    token, then a suffix (a correction prompt: the anchor's prompt and attempt, then a check turn).
+    """
     generator = torch.Generator().manual_seed(seed)
     prompts = [torch.randint(3, vocab, (length,), generator=generator) for length in prompt_lengths]
     prompts.append(prompts[1][:6])  # a prompt that is the start of another one
@@ -35,6 +39,14 @@ def make_batch(vocab: int, prompt_lengths=(5, 9, 2, 7), rows_per_prompt=(3, 4, 2
         for _ in range(count):
             length = int(torch.randint(1, 8, (), generator=generator))
             completion = torch.randint(3, vocab, (length,), generator=generator)
+            rows.append(torch.cat([prompt, completion]))
+            lengths.append(len(prompt))
+    for anchor, suffix_length in anchors:
+        prompt = torch.cat([rows[anchor][:-1], torch.randint(3, vocab, (suffix_length,), generator=generator)])
+        for _ in range(2):
+            completion = torch.randint(
+                3, vocab, (int(torch.randint(1, 8, (), generator=generator)),), generator=generator
+            )
             rows.append(torch.cat([prompt, completion]))
             lengths.append(len(prompt))
     width = max(len(row) for row in rows)
@@ -90,6 +102,53 @@ def test_shared_forward_equals_plain_forward_on_hf_architectures(name, attention
 def test_shared_forward_equals_plain_forward_on_the_builtin_policy():
     model, _ = load_policy("builtin")
     assert_same(*plain_and_shared(model, *make_batch(model.config.vocab_size, seed=3)))
+
+
+ANCHORS = ((0, 3), (3, 1), (9, 2))  # suffix 1: the anchor reads its host prefix to the last token
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("name", sorted(hf_architectures.CONFIGS))
+def test_resident_anchor_rows_equal_the_plain_forward(name, attention):
+    """Anchors' logits from their revisions' prefix forward: logprobs, loss and gradients unchanged."""
+    model = hf_architectures.build(name, attention)
+    batch = make_batch(hf_architectures.VOCAB, anchors=ANCHORS)
+    plan = plan_prefix_sharing(*batch[:3])
+    # row 4 (prompt 1, like anchor 3) has a one-token completion: it reads only its prompt, which is
+    # also the start of anchor 3's correction prefix, so it resides there too
+    assert plan.resident.nonzero().flatten().tolist() == [0, 3, 4, 9]
+    assert_same(*plain_and_shared(model, *batch))
+
+
+def test_resident_anchor_rows_on_the_builtin_policy_and_with_lora():
+    from cipo.models.lora import LoraSettings, apply_lora
+
+    model, _ = load_policy("builtin")
+    assert_same(*plain_and_shared(model, *make_batch(model.config.vocab_size, seed=3, anchors=ANCHORS)))
+    torch.manual_seed(5)
+    model = apply_lora(model, LoraSettings(r=4))
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(std=0.05)
+    assert_same(*plain_and_shared(model.train(), *make_batch(model.config.vocab_size, seed=4, anchors=ANCHORS)), 3e-5)
+
+
+def test_plan_of_resident_rows():
+    input_ids, attention_mask, prompt_lengths, _ = make_batch(hf_architectures.VOCAB, anchors=ANCHORS)
+    plan = plan_prefix_sharing(input_ids, attention_mask, prompt_lengths)
+    ends = attention_mask.sum(dim=1)
+    prompts = plan.prefix_ids.shape[0]
+    assert prompts == 7  # 5 prompts + 3 correction prompts, less prompt 3: its one row (9) resides elsewhere
+    for row, (anchor, suffix) in zip((12, 14, 16), ANCHORS, strict=True):
+        host = int(plan.row_prefix[row])
+        assert int(plan.row_prefix[anchor]) == host and bool(plan.resident[anchor])
+        assert int(plan.prefix_lengths[host]) == int(ends[anchor]) - 1 + suffix - 1
+    # processed: every prefix once, then the continuations of the rows that are not resident
+    expected = int(plan.prefix_lengths.sum()) + int((ends - prompt_lengths + 1)[~plan.resident].sum())
+    assert plan.processed_tokens == expected
+    # a row is never resident in its own prompt's prefix, and a row that only reads its prompt stays put
+    assert not plan.resident[[1, 2, 5, 10, 11]].any()
 
 
 def test_shared_forward_equals_plain_forward_with_lora_adapters():
@@ -165,7 +224,7 @@ def test_self_check_catches_a_wrong_shared_forward():
     plan = plan_prefix_sharing(input_ids, attention_mask, prompt_lengths)
     assert self_check(model, plan, input_ids) is None
     shifted = PrefixPlan(  # continuations placed one position too far: wrong rotary phases
-        plan.prefix_ids, plan.prefix_lengths + 1, plan.row_prefix, plan.columns, plan.valid
+        plan.prefix_ids, plan.prefix_lengths + 1, plan.row_prefix, plan.columns, plan.valid, plan.resident
     )
     assert "differ" in self_check(model, shifted, input_ids)
 

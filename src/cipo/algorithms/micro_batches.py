@@ -39,6 +39,7 @@ def plan_micro_batches(
     max_rows: int,
     max_pad_ratio: float = MAX_PAD_RATIO,
     prompt_lengths: torch.Tensor | None = None,
+    input_ids: torch.Tensor | None = None,
 ) -> list[tuple[torch.Tensor, int]]:
     """``(rows, width)`` pairs covering every row of an (N, T) mask exactly once.
 
@@ -51,6 +52,11 @@ def plan_micro_batches(
     so rows are first split into classes of prompt lengths within ``max_pad_ratio`` of each other
     (the long correction prompts apart from the short ones), and each class is planned by
     continuation length (completion + the last prompt token).
+
+    With ``input_ids`` (N, T) as well, a row that can reside in a prompt of another micro-batch
+    (all the tokens its scored positions read start that prompt: a correction stream's anchor and its
+    revisions' prompt, models/prefix_sharing.py) moves to that micro-batch. A resident row runs no
+    forward of its own, so it does not count against ``max_rows``.
     """
     if max_rows < 1:
         raise ValueError(f"max_rows must be >= 1, got {max_rows}")
@@ -64,7 +70,31 @@ def plan_micro_batches(
         continuations = (ends - prompt_lengths + 1)[prompt_class]
         for rows in _runs(continuations, max_rows, max_pad_ratio):
             plan.append((prompt_class[rows], max(int(ends[prompt_class[rows]].max()), 1)))
-    return plan
+    return plan if input_ids is None else _move_residents(plan, input_ids, ends, prompt_lengths)
+
+
+def _move_residents(plan, input_ids: torch.Tensor, ends: torch.Tensor, prompt_lengths: torch.Tensor):
+    """The plan with each row that can reside in a prompt of another micro-batch (and in none of its
+    own) moved there: to the first such micro-batch."""
+    tokens, ends_, lengths = input_ids.cpu(), ends.tolist(), prompt_lengths.tolist()
+    members = [rows.tolist() for rows, _ in plan]
+    holders: dict[tuple[int, ...], set[int]] = {}  # every start (>= 2 tokens) of a prompt minus its last token
+    for index, rows in enumerate(members):
+        for prefix in {tuple(tokens[r, : lengths[r] - 1].tolist()) for r in rows}:
+            for length in range(2, len(prefix) + 1):
+                holders.setdefault(prefix[:length], set()).add(index)
+    moves = []
+    for index, rows in enumerate(members):
+        for r in rows:
+            if ends_[r] - 1 < lengths[r]:
+                continue  # reads nothing past its own prompt's prefix
+            found = holders.get(tuple(tokens[r, : ends_[r] - 1].tolist()), set())
+            if found and index not in found:
+                moves.append((r, index, min(found)))
+    for r, source, target in moves:
+        members[source].remove(r)
+        members[target].append(r)
+    return [(torch.tensor(rows, dtype=torch.long), max(max(ends_[r] for r in rows), 1)) for rows in members if rows]
 
 
 def _runs(lengths: torch.Tensor, max_rows: int, max_pad_ratio: float) -> list[torch.Tensor]:

@@ -15,6 +15,13 @@ loss and gradients (which reach the prefix through the cache) equal the plain fo
 reassociation (tests/models/test_prefix_sharing.py: built-in, Llama, Qwen2 and Qwen3 shapes, tied
 and untied embeddings, grouped-query attention, LoRA adapters through PEFT).
 
+Resident rows. A row whose every scored token lies inside another group's prefix needs no forward of
+its own: the prefix forward's logits at those positions are the row's (causal attention sees the
+same tokens there). That is the correction stream's anchor: its correction prompt is the anchor's
+own prompt and attempt, then a short suffix, so the anchor row resides in its revisions' prefix and
+its attempt is computed once instead of twice. Its logits are taken from the prefix forward (which
+then keeps the logits of the positions a resident reads, instead of only the last).
+
 This rests on the transformers cache API (``DynamicCache`` of plain ``DynamicLayer`` s, its
 ``batch_select_indices``, a 2-D padding mask over cache + new tokens). ``unsupported_reason`` names
 what it cannot handle (sliding-window or other cache layers, gradient checkpointing, active dropout,
@@ -46,6 +53,9 @@ class PrefixPlan:
     columns         (N, C) long   the column of the original (N, T) row each continuation token is
                                   (clamped into range past a row's end)
     valid           (N, C) bool   True on a row's real continuation tokens
+    resident        (N,)   bool   rows whose logits come from their prefix's forward (its
+                                  ``row_prefix``, which holds all their scored positions): no
+                                  continuation runs for them
     """
 
     prefix_ids: Tensor
@@ -53,11 +63,12 @@ class PrefixPlan:
     row_prefix: Tensor
     columns: Tensor
     valid: Tensor
+    resident: Tensor
 
     @property
     def processed_tokens(self) -> int:
-        """Real tokens the shared forward runs: each prefix once, then every row's continuation."""
-        return int(self.prefix_lengths.sum()) + int(self.valid.sum())
+        """Real tokens the shared forward runs: each prefix once, then every non-resident row's continuation."""
+        return int(self.prefix_lengths.sum()) + int(self.valid[~self.resident].sum())
 
     def take(self, values: Tensor, fill: float | int = 0) -> Tensor:
         """(N, T) -> (N, C): each row's continuation columns, ``fill`` past the row's end."""
@@ -89,9 +100,16 @@ def plan_prefix_sharing(input_ids: Tensor, attention_mask: Tensor, prompt_length
     rows = input_ids.cpu()
     index: dict[tuple[int, ...], int] = {}
     row_prefix = [index.setdefault(tuple(rows[r, : lengths[r]].tolist()), len(index)) for r in range(len(lengths))]
-    if len(index) == len(lengths):
-        return None  # nothing shared: the plain forward is as cheap
     prompts = list(index)
+    resident = [False] * len(lengths)
+    for r, host in resident_hosts(rows, ends, lengths, [p[:-1] for p in prompts]).items():
+        row_prefix[r], resident[r] = host, True
+    used = sorted(set(row_prefix))  # a prompt all of whose rows reside elsewhere is not run
+    if len(used) == len(lengths) and not any(resident):
+        return None  # nothing shared: the plain forward is as cheap
+    renumber = {old: new for new, old in enumerate(used)}
+    row_prefix = [renumber[u] for u in row_prefix]
+    prompts = [prompts[u] for u in used]
     prefix_lengths = torch.tensor([len(p) - 1 for p in prompts])
     prefix_ids = torch.zeros(len(prompts), int(prefix_lengths.max()), dtype=torch.long)
     for u, prompt in enumerate(prompts):
@@ -106,7 +124,29 @@ def plan_prefix_sharing(input_ids: Tensor, attention_mask: Tensor, prompt_length
         row_prefix=torch.tensor(row_prefix),
         columns=columns,
         valid=offsets[None, :] < spans[:, None],
+        resident=torch.tensor(resident),
     )
+
+
+def resident_hosts(rows: Tensor, ends: list[int], lengths: list[int], prefixes: list[tuple]) -> dict[int, int]:
+    """{row: prefix} for the rows that can reside in another prompt's prefix: all the tokens their
+    scored positions read (the first ``end - 1``) are the start of that prefix.
+
+    ``rows`` (N, T) token ids, ``ends``/``lengths`` each row's real and prompt tokens, ``prefixes``
+    the distinct prompts minus their last token (indexed as ``row_prefix``). The first such prefix wins.
+    """
+    by_start: dict[tuple[int, ...], int] = {}
+    longest = max(map(len, prefixes))
+    for u, prefix in enumerate(prefixes):
+        for length in range(2, len(prefix) + 1):  # every start of a prefix (a resident reads >= 2 tokens)
+            by_start.setdefault(prefix[:length], u)
+    hosts = {}
+    for r, (end, length) in enumerate(zip(ends, lengths, strict=True)):
+        if end - 1 <= longest and end - 1 >= length:  # reads past its own prompt, and fits in some prefix
+            host = by_start.get(tuple(rows[r, : end - 1].tolist()))
+            if host is not None:
+                hosts[r] = host
+    return hosts
 
 
 def unsupported_reason(model: torch.nn.Module) -> str | None:
@@ -139,24 +179,51 @@ class UnsupportedCache(RuntimeError):
 def prefix_shared_logits(model: torch.nn.Module, plan: PrefixPlan, input_ids: Tensor) -> Tensor:
     """(N, C, V) logits of each row's continuation: position j of row r is its column ``plan.columns[r, j]``.
 
+    Only the logits that score a token are the model's (those before a row's last real column): a
+    resident row's logits at its last column are its host's at that position.
+
     ``input_ids`` is the (N, T) batch the plan was made from. Raises ``UnsupportedCache`` before
     the continuation runs if the prefix cache is not a list of plain dynamic layers.
     """
     from transformers.cache_utils import DynamicCache, DynamicLayer
 
     device = input_ids.device
-    prefix = model(input_ids=plan.prefix_ids.to(device), use_cache=True, logits_to_keep=1)
+    width = plan.prefix_ids.shape[1]
+    resident = plan.resident.to(device)
+    # the prefix positions residents read (from the earliest): their logits are kept, else only the last
+    first = int(plan.columns[plan.resident, 0].min()) if bool(plan.resident.any()) else width - 1
+    prefix = model(input_ids=plan.prefix_ids.to(device), use_cache=True, logits_to_keep=width - first)
     cache = prefix.past_key_values
     if not isinstance(cache, DynamicCache) or any(type(layer) is not DynamicLayer for layer in cache.layers):
         kinds = sorted({type(layer).__name__ for layer in getattr(cache, "layers", [])})
         raise UnsupportedCache(f"the model's cache is {type(cache).__name__} with layers {kinds}")
-    row_prefix = plan.row_prefix.to(device)
-    cache.batch_select_indices(row_prefix)  # (U, ...) -> (N, ...): autograd sums the rows' gradients back
+    running = (~resident).nonzero().flatten()
+    logits = _continuation_logits(model, plan, input_ids, cache, running) if len(running) else None
+    if len(running) == len(resident):
+        return logits
+    # residents: the prefix logits at their columns (clamped past a row's end, where nothing is scored)
+    stays = resident.nonzero().flatten()
+    columns = (plan.columns.to(device)[stays] - first).clamp(0, width - first - 1)
+    kept = prefix.logits[plan.row_prefix.to(device)[stays]]  # (R, width - first, V)
+    resident_logits = kept.gather(1, columns[..., None].expand(-1, -1, kept.shape[-1]))
+    out = resident_logits.new_zeros(len(resident), plan.columns.shape[1], kept.shape[-1])
+    out = out.index_copy(0, stays, resident_logits)
+    if logits is not None:
+        out = out.index_copy(0, running, torch.nn.functional.pad(logits, (0, 0, 0, out.shape[1] - logits.shape[1])))
+    return out
+
+
+def _continuation_logits(model, plan: PrefixPlan, input_ids: Tensor, cache, running: Tensor) -> Tensor:
+    """(n, C', V) logits of the ``running`` rows' continuations against their prefixes' ``cache``
+    (indexed out to them in place); C' is the longest of their continuations."""
+    device = input_ids.device
+    row_prefix = plan.row_prefix.to(device)[running]
+    cache.batch_select_indices(row_prefix)  # (U, ...) -> (n, ...): autograd sums the rows' gradients back
     width = plan.prefix_ids.shape[1]
     prefix_lengths = plan.prefix_lengths.to(device)[row_prefix]
     prefix_mask = torch.arange(width, device=device)[None, :] < prefix_lengths[:, None]
-    continuation = plan.take(input_ids)
-    steps = continuation.shape[1]
+    steps = int(plan.valid[running.cpu()].sum(dim=1).max())
+    continuation = plan.take(input_ids)[running, :steps]
     # Ones over the continuation: its padding comes after a row's real tokens, which causal attention
     # never lets them see.
     mask = torch.cat([prefix_mask, torch.ones(len(row_prefix), steps, dtype=torch.bool, device=device)], dim=1)
@@ -212,6 +279,7 @@ def self_check(model, plan: PrefixPlan, input_ids: Tensor, max_prefixes: int = 2
         row_prefix=plan.row_prefix[rows],
         columns=plan.columns[rows],
         valid=plan.valid[rows],
+        resident=plan.resident[rows],
     )
     try:
         shared = torch.log_softmax(prefix_shared_logits(model, sub, sub_ids).float(), dim=-1)
@@ -219,7 +287,11 @@ def self_check(model, plan: PrefixPlan, input_ids: Tensor, max_prefixes: int = 2
         return str(error)
     plain = torch.log_softmax(model(input_ids=sub_ids).logits.float(), dim=-1)
     plain = plain.gather(1, sub.columns.to(plain.device)[..., None].expand(-1, -1, plain.shape[-1]))
-    valid = sub.valid.to(plain.device)
+    # the logits that score a token: a row's last one scores nothing (and for a resident row it is the
+    # host's next position, not the row's)
+    valid = torch.zeros_like(sub.valid)
+    valid[:, :-1] = sub.valid[:, 1:]
+    valid = valid.to(plain.device)
     gap = float((shared - plain).abs().amax(dim=-1)[valid].max())
     tolerance = 1e-3 if next(model.parameters()).dtype == torch.float32 else 5e-2
     if not gap <= tolerance:
