@@ -250,6 +250,20 @@ def test_micro_batches_group_rows_by_length_and_cut_padding(policy, built_tokeni
     assert moved > 0  # the scripted batch's anchors joined their revisions
 
 
+def test_without_sharing_micro_batches_keep_max_rows(policy, built_tokenizer):
+    """A model that runs the plain forward (here: a reason against sharing) gets no resident rows moved
+    in: every micro-batch stays within micro_batch_size."""
+    algo = algorithm()
+    batch = scripted_batch(built_tokenizer, algo)
+    module = make_module(policy, built_tokenizer, algo, micro_batch_size=3)
+    assert module.prefix_sharing.active(module.policy)
+    module.prefix_sharing.reasons[id(module.policy)] = "switched off by the test"
+    assert not module.prefix_sharing.active(module.policy)
+    pairs = list(module._micro_batches(batch))
+    assert sorted(torch.cat([rows for rows, _ in pairs]).tolist()) == list(range(len(batch)))
+    assert all(len(rows) <= 3 for rows, _ in pairs)
+
+
 def test_micro_batches_split_rows_of_very_different_lengths(policy, built_tokenizer):
     batch = scripted_batch(built_tokenizer, algorithm())
     lengths = batch.attention_mask.sum(dim=1)

@@ -161,8 +161,7 @@ class CIPOModule(L.LightningModule):
         """``(rows, micro-batch)`` pairs from ``plan_micro_batches``: length-sorted, padding cut
         (by prompt, then continuation length, when shared prompts run once; rows that can reside in
         another micro-batch's prompt, such as the correction stream's anchors, join it)."""
-        sharing = self.prefix_sharing.enabled and self.prefix_sharing.reasons.get(id(self.policy)) is None
-        prompts = batch.prompt_lengths if sharing else None
+        prompts = batch.prompt_lengths if self.prefix_sharing.active(self.policy) else None
         for rows, width in plan_micro_batches(
             batch.attention_mask,
             self.settings.micro_batch_size,

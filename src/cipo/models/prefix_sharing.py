@@ -247,15 +247,19 @@ class PrefixSharing:
         self.reasons: dict[int, str | None] = {}  # id(model) -> why not (None: it runs shared)
         self._verified: set[int] = set()
 
+    def active(self, model) -> bool:
+        """Whether ``model``'s micro-batches may run shared (no reason against it known so far)."""
+        if not self.enabled:
+            return False
+        if id(model) not in self.reasons:
+            self._set_reason(model, unsupported_reason(model))
+        return self.reasons[id(model)] is None
+
     def plan(self, model, input_ids: Tensor, attention_mask: Tensor, prompt_lengths: Tensor | None):
         """A ``PrefixPlan`` for this (N, T) micro-batch, or None: run the plain forward."""
-        if not self.enabled or prompt_lengths is None:
+        if prompt_lengths is None or not self.active(model):
             return None
         key = id(model)
-        if key not in self.reasons:
-            self._set_reason(model, unsupported_reason(model))
-        if self.reasons[key] is not None:
-            return None
         plan = plan_prefix_sharing(input_ids, attention_mask, prompt_lengths)
         if plan is not None and key not in self._verified:
             self._verified.add(key)
