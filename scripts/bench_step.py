@@ -22,7 +22,9 @@ work is real and the same every step, for random policies (not ``builtin``):
 Reported per configuration and algorithm: median seconds of the step (wall and CPU) and of each logged
 phase (``time/generate_s``, ``verify_s``, ``forward_s`` = logprobs + loss, ``backward_s``, ``optimizer_s``;
 "other" = the rest), generated tokens, trained tokens; then the correction stream's cost: extra wall time
-(cipo / grpo - 1) next to extra generated tokens (the same ratio), split into generation and training.
+(cipo / grpo - 1) next to extra generated tokens (the same ratio), split into generation and training, and
+the per-round CPU ratios' mean with a 95% t interval (``--repeats`` >= 2: on a shared machine one round
+of the same code can land anywhere in a +-15-point band, so a single figure is not a measurement).
 
 Last, how close the update runs to the machine's limit: the training forward + backward's achieved rate,
 6 x parameters x tokens / seconds, counting either the trained (loss) tokens or the processed tokens (every
@@ -189,6 +191,7 @@ def main() -> None:
                         loads.append(load_average())
                 peaks.append(matmul_peak())
                 summary = {name: summarise(values) for name, values in runs.items()}
+                summary["round_extras"] = round_extras(runs)
                 summary["peak"] = tuple(max(values) for values in zip(*peaks))  # (wall, CPU) GFLOP/s
                 rows.append((size, params, group, length, summary, loads[0], loads[-1]))
                 raw.append(dict(size=size, group=group, length=length, runs=runs, loads=loads, peaks=peaks))
@@ -215,6 +218,24 @@ def print_row(size, params, group, length, summary, load_before, load_after) -> 
             f"load {load_before} -> {load_after}",
             flush=True,
         )
+
+
+def round_extras(runs: dict[str, list[dict]]) -> list[float]:
+    """cipo / grpo - 1 of each round's CPU seconds per step. A round's grpo and cipo runs are back to
+    back, so a shared machine's slow and fast spells fall on both; the rounds are then independent units."""
+    return [c["median_cpu_s"] / g["median_cpu_s"] - 1 for g, c in zip(runs["grpo"], runs["cipo"], strict=True)]
+
+
+def mean_interval(values: list[float], level: float = 0.95) -> str:
+    """'+m% [+lo%, +hi%] (n rounds)' with a t interval of the mean; the value alone for one round."""
+    import numpy as np
+    from scipy import stats
+
+    mean = float(np.mean(values))
+    if len(values) < 2:
+        return f"{100 * mean:+.0f}% (1 round)"
+    low, high = stats.t.interval(level, len(values) - 1, loc=mean, scale=stats.sem(values))
+    return f"{100 * mean:+.0f}% [{100 * low:+.0f}%, {100 * high:+.0f}%] ({len(values)} rounds)"
 
 
 def table(header: list[str], rows: list[list[str]]) -> None:
@@ -253,10 +274,11 @@ def print_tables(rows) -> None:
                 extra(c["generate"], g["generate"]),
                 extra(c["forward"] + c["backward"], g["forward"] + g["backward"]),
                 extra(c["trained"], g["trained"]),
+                mean_interval(summary["round_extras"]),
             ]
         )
     header = ["size", "G", "L", "wall", "CPU", "generated tokens", "generate s", "forward+backward s", "trained tokens"]
-    table(header, lines)
+    table(header + ["CPU per round: mean [95% CI]"], lines)
     print(
         "\nTraining forward + backward: 6 x parameters x tokens / seconds, next to the matmul peak "
         "(fp32 2048^3 torch.mm, same process and threads). Tokens: trained = the loss tokens (completions); "

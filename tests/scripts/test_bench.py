@@ -63,6 +63,18 @@ def test_random_policy_samples_exactly_the_requested_length(tmp_path):
     assert {len(c.token_ids) for group in groups for c in group} == {12}
 
 
+def test_round_extras_pair_each_round_and_the_interval_is_a_t_interval():
+    runs = {
+        "grpo": [{"median_cpu_s": 1.0}, {"median_cpu_s": 2.0}, {"median_cpu_s": 1.0}],
+        "cipo": [{"median_cpu_s": 1.5}, {"median_cpu_s": 3.4}, {"median_cpu_s": 1.6}],
+    }
+    extras = bench_step.round_extras(runs)
+    assert extras == pytest.approx([0.5, 0.7, 0.6])
+    # mean 0.6, sd 0.1, se 0.1 / sqrt(3), t(2 df, 0.975) = 4.302653: 0.6 +- 0.2484
+    assert bench_step.mean_interval(extras) == "+60% [+35%, +85%] (3 rounds)"
+    assert bench_step.mean_interval([0.5]) == "+50% (1 round)"
+
+
 @pytest.mark.slow
 def test_bench_step_runs_grpo_and_cipo(tmp_path, monkeypatch, capsys):
     """~5-10 s on 2 cores: one tiny configuration through cipo.cli.train for both algorithms."""
