@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import torch
 
+from cipo.models.prefix_plan import prefix_starts, reads
+
 # Our choice: lower means less padding but more (smaller) forward calls; 1.5 keeps the built-in
 # task's main and correction rows apart.
 MAX_PAD_RATIO = 1.5
@@ -78,17 +80,18 @@ def _move_residents(plan, input_ids: torch.Tensor, ends: torch.Tensor, prompt_le
     own) moved there: to the first such micro-batch."""
     tokens, ends_, lengths = input_ids.cpu(), ends.tolist(), prompt_lengths.tolist()
     members = [rows.tolist() for rows, _ in plan]
-    holders: dict[tuple[int, ...], set[int]] = {}  # every start (>= 2 tokens) of a prompt minus its last token
+    prefixes, owners = [], []  # each micro-batch's distinct prompts minus their last token
     for index, rows in enumerate(members):
-        for prefix in {tuple(tokens[r, : lengths[r] - 1].tolist()) for r in rows}:
-            for length in range(2, len(prefix) + 1):
-                holders.setdefault(prefix[:length], set()).add(index)
+        for prefix in dict.fromkeys(tuple(tokens[r, : lengths[r] - 1].tolist()) for r in rows):
+            prefixes.append(prefix)
+            owners.append(index)
+    starts = prefix_starts(prefixes)
     moves = []
     for index, rows in enumerate(members):
         for r in rows:
             if ends_[r] - 1 < lengths[r]:
                 continue  # reads nothing past its own prompt's prefix
-            found = holders.get(tuple(tokens[r, : ends_[r] - 1].tolist()), set())
+            found = {owners[u] for u in starts.get(reads(tokens[r], ends_[r]), ())}
             if found and index not in found:
                 moves.append((r, index, min(found)))
     for r, source, target in moves:

@@ -32,121 +32,16 @@ from __future__ import annotations
 
 import inspect
 import logging
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from cipo.models.prefix_plan import PrefixPlan, plan_prefix_sharing
 
 log = logging.getLogger(__name__)
 
 # The attention kernels whose mask handling this was tested with (CPU); others fall back.
 TESTED_ATTENTION = ("sdpa", "eager")
-
-
-@dataclass(frozen=True)
-class PrefixPlan:
-    """How a batch of N right-padded rows splits into U shared prefixes and N continuations.
-
-    prefix_ids      (U, P) long   each distinct prompt minus its last token, right-padded (pad = 0)
-    prefix_lengths  (U,)   long   real tokens of each prefix (>= 1)
-    row_prefix      (N,)   long   the prefix of each row
-    columns         (N, C) long   the column of the original (N, T) row each continuation token is
-                                  (clamped into range past a row's end)
-    valid           (N, C) bool   True on a row's real continuation tokens
-    resident        (N,)   bool   rows whose logits come from their prefix's forward (its
-                                  ``row_prefix``, which holds all their scored positions): no
-                                  continuation runs for them
-    """
-
-    prefix_ids: Tensor
-    prefix_lengths: Tensor
-    row_prefix: Tensor
-    columns: Tensor
-    valid: Tensor
-    resident: Tensor
-
-    @property
-    def processed_tokens(self) -> int:
-        """Real tokens the shared forward runs: each prefix once, then every non-resident row's continuation."""
-        return int(self.prefix_lengths.sum()) + int(self.valid[~self.resident].sum())
-
-    def take(self, values: Tensor, fill: float | int = 0) -> Tensor:
-        """(N, T) -> (N, C): each row's continuation columns, ``fill`` past the row's end."""
-        taken = values.gather(1, self.columns.to(values.device))
-        return taken.masked_fill(~self.valid.to(values.device), fill)
-
-    def put(self, continuation: Tensor, width: int) -> Tensor:
-        """(N, C) -> (N, width): values back in their original columns, 0 elsewhere."""
-        out = continuation.new_zeros(continuation.shape[0], width)
-        valid = self.valid.to(continuation.device)
-        rows = torch.arange(len(valid), device=valid.device)[:, None].expand_as(valid)
-        out[rows[valid], self.columns.to(valid.device)[valid]] = continuation[valid]
-        return out
-
-
-def plan_prefix_sharing(input_ids: Tensor, attention_mask: Tensor, prompt_lengths: Tensor) -> PrefixPlan | None:
-    """Group rows by identical prompt tokens; None when no prompt is shared, a prompt is a single
-    token, or the rows are not right-padded.
-
-    ``input_ids`` and ``attention_mask`` (N, T): rows of prompt then completion, real tokens first;
-    ``prompt_lengths`` (N,) prompt tokens per row.
-    """
-    mask = attention_mask.bool().cpu()
-    if mask.shape[1] > 1 and not bool((mask[:, 1:] <= mask[:, :-1]).all()):
-        return None  # padding before a real token: rows are not prompt-at-column-0
-    lengths, ends = prompt_lengths.tolist(), mask.sum(dim=1).tolist()
-    if not lengths or min(lengths) < 2 or any(e < p for p, e in zip(lengths, ends)):
-        return None
-    rows = input_ids.cpu()
-    index: dict[tuple[int, ...], int] = {}
-    row_prefix = [index.setdefault(tuple(rows[r, : lengths[r]].tolist()), len(index)) for r in range(len(lengths))]
-    prompts = list(index)
-    resident = [False] * len(lengths)
-    for r, host in resident_hosts(rows, ends, lengths, [p[:-1] for p in prompts]).items():
-        row_prefix[r], resident[r] = host, True
-    used = sorted(set(row_prefix))  # a prompt all of whose rows reside elsewhere is not run
-    if len(used) == len(lengths) and not any(resident):
-        return None  # nothing shared: the plain forward is as cheap
-    renumber = {old: new for new, old in enumerate(used)}
-    row_prefix = [renumber[u] for u in row_prefix]
-    prompts = [prompts[u] for u in used]
-    prefix_lengths = torch.tensor([len(p) - 1 for p in prompts])
-    prefix_ids = torch.zeros(len(prompts), int(prefix_lengths.max()), dtype=torch.long)
-    for u, prompt in enumerate(prompts):
-        prefix_ids[u, : len(prompt) - 1] = torch.tensor(prompt[:-1])
-    starts = torch.tensor(lengths) - 1  # the last prompt token opens the continuation
-    spans = torch.tensor(ends) - starts
-    offsets = torch.arange(int(spans.max()))
-    columns = (starts[:, None] + offsets).clamp(max=input_ids.shape[1] - 1)
-    return PrefixPlan(
-        prefix_ids=prefix_ids.to(input_ids.device),
-        prefix_lengths=prefix_lengths,
-        row_prefix=torch.tensor(row_prefix),
-        columns=columns,
-        valid=offsets[None, :] < spans[:, None],
-        resident=torch.tensor(resident),
-    )
-
-
-def resident_hosts(rows: Tensor, ends: list[int], lengths: list[int], prefixes: list[tuple]) -> dict[int, int]:
-    """{row: prefix} for the rows that can reside in another prompt's prefix: all the tokens their
-    scored positions read (the first ``end - 1``) are the start of that prefix.
-
-    ``rows`` (N, T) token ids, ``ends``/``lengths`` each row's real and prompt tokens, ``prefixes``
-    the distinct prompts minus their last token (indexed as ``row_prefix``). The first such prefix wins.
-    """
-    by_start: dict[tuple[int, ...], int] = {}
-    longest = max(map(len, prefixes))
-    for u, prefix in enumerate(prefixes):
-        for length in range(2, len(prefix) + 1):  # every start of a prefix (a resident reads >= 2 tokens)
-            by_start.setdefault(prefix[:length], u)
-    hosts = {}
-    for r, (end, length) in enumerate(zip(ends, lengths, strict=True)):
-        if end - 1 <= longest and end - 1 >= length:  # reads past its own prompt, and fits in some prefix
-            host = by_start.get(tuple(rows[r, : end - 1].tolist()))
-            if host is not None:
-                hosts[r] = host
-    return hosts
 
 
 def unsupported_reason(model: torch.nn.Module) -> str | None:
