@@ -33,6 +33,7 @@ from cipo.algorithms.objective import (
     objective_metrics,
     stream_masks,
 )
+from cipo.models.prefix_plan import row_hosts
 from cipo.models.prefix_sharing import PrefixPlan, PrefixSharing, prefix_shared_logits
 from cipo.parallel import sum_across_ranks, world_size
 from cipo.settings import ModuleSettings
@@ -166,7 +167,7 @@ class CIPOModule(L.LightningModule):
             batch.attention_mask,
             self.settings.micro_batch_size,
             prompt_lengths=prompts,
-            input_ids=batch.input_ids if prompts is not None else None,
+            hosts=None if prompts is None else row_hosts(batch.input_ids, batch.attention_mask, prompts),
         ):
             yield rows, batch.select(rows, width=width)
 

@@ -54,39 +54,27 @@ def test_with_prompt_lengths_long_prompts_and_short_ones_never_share_a_micro_bat
 
 
 def test_anchors_join_their_revisions_micro_batch_beyond_max_rows():
-    """Two prompts x 4 samples; rows 0 and 5 are anchors, each with 3 revisions whose prompt is the
-    anchor minus its last token (EOS) plus a 2-token suffix. With 4 rows a micro-batch, each anchor
-    moves from its group's micro-batch to one holding its revisions (residents run no forward, so that
-    micro-batch may exceed 4 rows)."""
-    generator = torch.Generator().manual_seed(0)
-    prompts = [torch.randint(3, 50, (5,), generator=generator) for _ in range(2)]
-    rows, prompt_lengths = [], []
-    for prompt in prompts:
-        for _ in range(4):
-            rows.append(torch.cat([prompt, torch.randint(3, 50, (6,), generator=generator)]))
-            prompt_lengths.append(5)
-    for anchor in (0, 5):
-        correction = torch.cat([rows[anchor][:-1], torch.tensor([1, 2])])
-        for _ in range(3):
-            rows.append(torch.cat([correction, torch.randint(3, 50, (4,), generator=generator)]))
-            prompt_lengths.append(len(correction))
-    width = max(map(len, rows))
-    input_ids = torch.zeros(len(rows), width, dtype=torch.long)
-    for index, row in enumerate(rows):
-        input_ids[index, : len(row)] = row
-    mask = (torch.arange(width)[None, :] < torch.tensor([len(r) for r in rows])[:, None]).long()
+    """Two prompts x 4 samples (prompt 5 + completion 6 tokens); rows 0 and 5 are anchors, each with 3
+    revisions (prompt 12: the anchor minus its EOS plus a 2-token suffix, completion 4) that can host
+    them. With 4 rows a micro-batch, each anchor moves from its group's micro-batch to one holding its
+    revisions (residents run no forward, so that micro-batch may exceed 4 rows)."""
+    prompt_lengths = [5] * 8 + [12] * 6
+    mask = mask_of([11] * 8 + [16] * 6, 16)
     lengths = torch.tensor(prompt_lengths)
     without = [set(r.tolist()) for r, _ in plan_micro_batches(mask, 4, 1.5, prompt_lengths=lengths)]
-    plan = plan_micro_batches(mask, 4, 1.5, prompt_lengths=lengths, input_ids=input_ids)
+    hosts = {0: [8, 9, 10], 5: [11, 12, 13]}  # what models.prefix_plan.row_hosts finds (tested there)
+    plan = plan_micro_batches(mask, 4, 1.5, prompt_lengths=lengths, hosts=hosts)
     groups = [set(r.tolist()) for r, _ in plan]
     assert sorted(i for g in groups for i in g) == list(range(14))
     assert not any({0, 8} <= g for g in without)  # the plain plan splits an anchor from its revisions
-    for anchor, revisions in ((0, {8, 9, 10}), (5, {11, 12, 13})):
+    for anchor, revisions in hosts.items():
         (home,) = [g for g in groups if anchor in g]
-        assert home & revisions  # with (some of) its revisions: its prompt and attempt are their prefix
+        assert home & set(revisions)  # with (some of) its revisions: its prompt and attempt are their prefix
     assert all(len(g - {0, 5}) <= 4 for g in groups)  # only the residents go beyond max_rows
     for rows_, width_ in plan:
         assert width_ == int(mask[rows_].sum(dim=1).max())
+    no_hosts = [set(r.tolist()) for r, _ in plan_micro_batches(mask, 4, 1.5, prompt_lengths=lengths, hosts={})]
+    assert no_hosts == without
 
 
 def test_an_all_padding_row_still_gets_width_one():

@@ -2,7 +2,7 @@
 
 import torch
 
-from cipo.models.prefix_plan import prefix_starts, reads, resident_hosts
+from cipo.models.prefix_plan import prefix_starts, reads, resident_hosts, row_hosts
 
 
 def test_prefix_starts_lists_each_prefix_once_per_start_in_order():
@@ -26,3 +26,22 @@ def test_a_row_resides_where_everything_it_reads_starts_a_longer_prompt():
     assert resident_hosts(rows, ends, lengths, prefixes) == {0: 1, 1: 1}
     # row 1: its one completion token is scored from position 1, which reads (1, 2): inside prefix 1 too
     assert resident_hosts(rows, ends, lengths, [(1,), (9, 9, 9)]) == {}
+
+
+def test_row_hosts_finds_each_anchors_revisions_over_the_batch():
+    """Rows 0-3 sample prompt (1, 2, 3); row 0 is an anchor (attempt 4 5, EOS 9) whose two revisions
+    (rows 4, 5) have the prompt (1, 2, 3, 4, 5, 7, 7). Row 3's one-token completion reads only its prompt,
+    which also starts the revisions' prefix, so it can reside there too."""
+    rows = [
+        [1, 2, 3, 4, 5, 9],
+        [1, 2, 3, 6, 9],
+        [1, 2, 3, 5, 5, 9],
+        [1, 2, 3, 9],
+        [1, 2, 3, 4, 5, 7, 7, 8, 9],
+        [1, 2, 3, 4, 5, 7, 7, 9],
+    ]
+    width = max(map(len, rows))
+    input_ids = torch.tensor([row + [0] * (width - len(row)) for row in rows])
+    mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])
+    hosts = row_hosts(input_ids, mask, torch.tensor([3, 3, 3, 3, 7, 7]))
+    assert hosts == {0: [4, 5], 3: [4, 5]}

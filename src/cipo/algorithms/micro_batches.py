@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import torch
 
-from cipo.models.prefix_plan import prefix_starts, reads
-
 # Our choice: lower means less padding but more (smaller) forward calls; 1.5 keeps the built-in
 # task's main and correction rows apart.
 MAX_PAD_RATIO = 1.5
@@ -41,7 +39,7 @@ def plan_micro_batches(
     max_rows: int,
     max_pad_ratio: float = MAX_PAD_RATIO,
     prompt_lengths: torch.Tensor | None = None,
-    input_ids: torch.Tensor | None = None,
+    hosts: dict[int, list[int]] | None = None,
 ) -> list[tuple[torch.Tensor, int]]:
     """``(rows, width)`` pairs covering every row of an (N, T) mask exactly once.
 
@@ -55,10 +53,10 @@ def plan_micro_batches(
     (the long correction prompts apart from the short ones), and each class is planned by
     continuation length (completion + the last prompt token).
 
-    With ``input_ids`` (N, T) as well, a row that can reside in a prompt of another micro-batch
-    (all the tokens its scored positions read start that prompt: a correction stream's anchor and its
-    revisions' prompt, models/prefix_sharing.py) moves to that micro-batch. A resident row runs no
-    forward of its own, so it does not count against ``max_rows``.
+    With ``hosts`` as well ({row: the rows whose prompt can hold it}, ``models.prefix_plan.row_hosts``:
+    a correction stream's anchor and its revisions, whose prompt holds the anchor's prompt and attempt),
+    a row in none of its hosts' micro-batches moves to the first of them. There it resides in the
+    shared prompt and runs no forward of its own, so it does not count against ``max_rows``.
     """
     if max_rows < 1:
         raise ValueError(f"max_rows must be >= 1, got {max_rows}")
@@ -72,31 +70,20 @@ def plan_micro_batches(
         continuations = (ends - prompt_lengths + 1)[prompt_class]
         for rows in _runs(continuations, max_rows, max_pad_ratio):
             plan.append((prompt_class[rows], max(int(ends[prompt_class[rows]].max()), 1)))
-    return plan if input_ids is None else _move_residents(plan, input_ids, ends, prompt_lengths)
+    return plan if not hosts else _move_residents(plan, hosts, ends)
 
 
-def _move_residents(plan, input_ids: torch.Tensor, ends: torch.Tensor, prompt_lengths: torch.Tensor):
-    """The plan with each row that can reside in a prompt of another micro-batch (and in none of its
-    own) moved there: to the first such micro-batch."""
-    tokens, ends_, lengths = input_ids.cpu(), ends.tolist(), prompt_lengths.tolist()
+def _move_residents(plan, hosts: dict[int, list[int]], ends: torch.Tensor):
+    """The plan with each row whose hosts are all in other micro-batches moved to the first of those."""
     members = [rows.tolist() for rows, _ in plan]
-    prefixes, owners = [], []  # each micro-batch's distinct prompts minus their last token
-    for index, rows in enumerate(members):
-        for prefix in dict.fromkeys(tuple(tokens[r, : lengths[r] - 1].tolist()) for r in rows):
-            prefixes.append(prefix)
-            owners.append(index)
-    starts = prefix_starts(prefixes)
-    moves = []
-    for index, rows in enumerate(members):
-        for r in rows:
-            if ends_[r] - 1 < lengths[r]:
-                continue  # reads nothing past its own prompt's prefix
-            found = {owners[u] for u in starts.get(reads(tokens[r], ends_[r]), ())}
-            if found and index not in found:
-                moves.append((r, index, min(found)))
-    for r, source, target in moves:
-        members[source].remove(r)
-        members[target].append(r)
+    batch_of = {r: index for index, rows in enumerate(members) for r in rows}
+    for r, candidates in sorted(hosts.items()):
+        found = {batch_of[h] for h in candidates}
+        if found and batch_of[r] not in found:
+            members[batch_of[r]].remove(r)
+            batch_of[r] = min(found)
+            members[batch_of[r]].append(r)
+    ends_ = ends.tolist()
     return [(torch.tensor(rows, dtype=torch.long), max(max(ends_[r] for r in rows), 1)) for rows in members if rows]
 
 

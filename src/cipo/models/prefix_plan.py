@@ -4,8 +4,8 @@ Rows that repeat a prompt (a group's samples, an anchor's revisions) share it: e
 minus its last token (its "prefix") runs once, and every row continues from its last prompt token.
 A row whose scored positions all lie inside another prompt's prefix *resides* there and runs nothing
 of its own: the correction stream's anchor, whose revisions' prompt is its own prompt and attempt
-plus a suffix. ``models/prefix_sharing.py`` runs a plan; ``algorithms/micro_batches.py`` keeps a
-resident with its host (``prefix_starts``).
+plus a suffix. ``models/prefix_sharing.py`` runs a plan; ``row_hosts`` tells the micro-batch planner
+(``algorithms/micro_batches.py``) which rows to keep together.
 """
 
 from __future__ import annotations
@@ -132,4 +132,23 @@ def resident_hosts(rows: Tensor, ends: list[int], lengths: list[int], prefixes: 
             holders = starts.get(reads(rows[r], end))
             if holders:
                 hosts[r] = holders[0]
+    return hosts
+
+
+def row_hosts(input_ids: Tensor, attention_mask: Tensor, prompt_lengths: Tensor) -> dict[int, list[int]]:
+    """{row: the rows whose prompt can hold it}, over a whole (N, T) right-padded batch: the rows
+    whose prompt minus its last token starts with everything the row's scored positions read."""
+    tokens, lengths = input_ids.cpu(), prompt_lengths.tolist()
+    ends = attention_mask.bool().sum(dim=1).tolist()
+    owners: dict[tuple[int, ...], list[int]] = {}  # each distinct prompt minus its last token -> its rows
+    for r, length in enumerate(lengths):
+        owners.setdefault(tuple(tokens[r, : length - 1].tolist()), []).append(r)
+    prefixes = list(owners)
+    starts = prefix_starts(prefixes)
+    hosts = {}
+    for r, (end, length) in enumerate(zip(ends, lengths, strict=True)):
+        if end - 1 >= length:  # reads past its own prompt's prefix
+            holders = starts.get(reads(tokens[r], end), ())
+            if holders:
+                hosts[r] = [h for u in holders for h in owners[prefixes[u]]]
     return hosts
