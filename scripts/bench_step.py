@@ -171,8 +171,17 @@ def main() -> None:
         f"load average {load_average()}",
         flush=True,
     )
+    with tempfile.TemporaryDirectory(prefix="cipo_bench_step_") as work:  # runs and policies: up to ~600 MB
+        rows, raw = run_grid(args, Path(work))
+    print_tables(rows)
+    if args.out:
+        args.out.write_text(json.dumps(raw, indent=1))
+
+
+def run_grid(args, work: Path) -> tuple[list, list]:
+    """Every size x length x group configuration, ``--repeats`` rounds of (grpo, cipo) each: the table rows
+    and every run's raw numbers. Run folders and random policies go under ``work``."""
     rows, raw = [], []
-    work = Path(tempfile.mkdtemp(prefix="cipo_bench_step_"))
     for size in args.sizes:
         for length in args.lengths:
             random = size != "builtin"
@@ -196,9 +205,7 @@ def main() -> None:
                 rows.append((size, params, group, length, summary, loads[0], loads[-1]))
                 raw.append(dict(size=size, group=group, length=length, runs=runs, loads=loads, peaks=peaks))
                 print_row(*rows[-1])
-    print_tables(rows)
-    if args.out:
-        args.out.write_text(json.dumps(raw, indent=1))
+    return rows, raw
 
 
 def builtin_parameters() -> int:

@@ -56,8 +56,10 @@ always samples with HF ``generate`` (``use_vllm=False``: its venv has no vLLM).
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -376,6 +378,8 @@ def main() -> None:
         text=True,
     ).stdout.split()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="cipo_vs_trl_"))
+    if not args.keep:  # the runs' checkpoints and policies (GBs at the SmolLM2 shape)
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     if args.shape != "builtin":
         args.model_path = str(folder / f"policy_{args.shape}")

@@ -81,7 +81,10 @@ def test_bench_step_runs_grpo_and_cipo(tmp_path, monkeypatch, capsys):
     out = tmp_path / "runs.json"
     argv = ["bench_step.py", "--sizes", "5M", "--groups", "4", "--lengths", "8", "--prompts", "2", "--out", str(out)]
     monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.setattr(bench_step.tempfile, "tempdir", str(tmp_path / "scratch"))
+    (tmp_path / "scratch").mkdir()
     bench_step.main()
+    assert list((tmp_path / "scratch").iterdir()) == []  # its runs and policies are removed when it ends
     printed = capsys.readouterr().out
     assert "| 5M | 4 | 8 | grpo |" in printed and "| 5M | 4 | 8 | cipo |" in printed
     assert "What the correction stream adds" in printed and out.is_file()
