@@ -72,6 +72,9 @@ def test_resume_argument_reopens_the_runs_config_and_folder(tmp_path):
     assert args[:3] == [f"--config-path={run / '.hydra'}", "--config-name=config", "--config-dir=/conf"]
     assert args[3:5] == ["trainer.max_epochs=8", f'hydra.run.dir="{run}"'] and args[5] == "+hydra=default"
     assert args[6].startswith("hydra.output_subdir=.hydra/resumes/") and args[7:] == ["ckpt_path=auto"]
+    # two resumes from one process within the same second get two records (the second used to overwrite)
+    records = {resume_arguments([f"resume={run}"])[-2] for _ in range(3)}
+    assert len(records) == 3
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ writes into the same folder (``hydra.run.dir``) and loads the newest checkpoint 
 (``ckpt_path=auto``), so the checkpoints, the TensorBoard curves and the exported policy
 continue in one place. Overrides given next to it (``trainer.max_epochs=200``) apply on top of
 the saved config. Hydra's record of the resume (its config, overrides, hydra.yaml) goes to
-``<run>/.hydra/resumes/<time>_<pid>/``: the run's own ``.hydra/overrides.yaml`` stays the one
+``<run>/.hydra/resumes/<time to the microsecond>_<pid>/``: the run's own ``.hydra/overrides.yaml`` stays the one
 it was launched with, which is what ``compare_runs`` groups runs by.
 
 ``ckpt_path`` values: ``null`` (start fresh), ``auto`` (the newest checkpoint of this run
@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import zipfile
+from datetime import datetime
 from pathlib import Path
 
 from cipo.checkpointing.event_files import cut_event_files, wait_until_after_newest
@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FOLDER = "checkpoints"
 LAST_NAME = "last.ckpt"
 RESUME_KEY = "resume="
-RESUMES = "resumes"  # <run>/.hydra/resumes/<time>_<pid>/: Hydra's record of each resume (reporting/runs.py reads it)
+# <run>/.hydra/resumes/<time to the microsecond>_<pid>/: Hydra's record of each resume (reporting/runs.py reads it)
+RESUMES = "resumes"
 
 
 def checkpoint_problem(path: str | Path) -> str | None:
@@ -142,7 +143,9 @@ def resume_arguments(argv: list[str], config_dir: str | None = None) -> list[str
             "made by cipo-train (logs/<task_name>/runs/<timestamp>, which holds .hydra/ and checkpoints/)"
         )
     rest = [arg for arg in argv if not arg.startswith(RESUME_KEY)]
-    record = f".hydra/{RESUMES}/{time.strftime('%Y-%m-%d_%H-%M-%S')}_{os.getpid()}"  # not over the launch's own
+    # not over the launch's own record, nor over an earlier resume's: two resumes of one run from one process
+    # can fall in the same second (a script that resumes several runs in turn), hence the microseconds
+    record = f".hydra/{RESUMES}/{datetime.now().strftime('%Y-%m-%d_%H-%M-%S-%f')}_{os.getpid()}"
     # Flags first: argparse stops collecting the positional overrides at the first flag after them.
     arguments = [f"--config-path={saved.parent}", "--config-name=config", *rest, f'hydra.run.dir="{run}"']
     if config_dir is not None:
