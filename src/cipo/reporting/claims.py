@@ -26,7 +26,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from cipo.reporting.endpoints import ENDPOINTS, last_quarter_mean
+from cipo.reporting.endpoints import ENDPOINTS, final_value, last_quarter_mean
 from cipo.reporting.paired import PairedDifference, paired_difference
 from cipo.reporting.runs import Run, Scalars
 
@@ -44,11 +44,8 @@ def largest_k(runs: Sequence[Run]) -> int | None:
 
 
 def _final(tag: str) -> Callable[[Scalars], float]:
-    def final(scalars: Scalars) -> float:
-        series = scalars.get(tag)
-        return series[max(series)] if series else math.nan
-
-    return final
+    """``tag`` at a run's last logged step (``endpoints.final_value``)."""
+    return lambda scalars: final_value(scalars, tag)
 
 
 def _pass_gain(k: int) -> Callable[[Scalars], float]:

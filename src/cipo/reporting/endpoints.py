@@ -74,7 +74,8 @@ def cost_at(scalars: Scalars, axis: str, points: Sequence[int]) -> dict[int, flo
     return {}
 
 
-def _final(scalars: Scalars, tag: str) -> float:
+def final_value(scalars: Scalars, tag: str) -> float:
+    """``tag`` at the run's last logged step (nan when it never logged it)."""
     series = scalars.get(tag)
     return series[max(series)] if series else math.nan
 
@@ -92,13 +93,13 @@ def _counts(scalars: Scalars) -> dict[str, float] | None:
     """The final validation's revision outcome counts (None if not logged)."""
     if not all(scalars.get(f"val/{name}") for name in COUNTS):
         return None
-    return {name: _final(scalars, f"val/{name}") for name in COUNTS}
+    return {name: final_value(scalars, f"val/{name}") for name in COUNTS}
 
 
 def _delta(scalars: Scalars) -> float:
     counts = _counts(scalars)
     if counts is None:
-        return _final(scalars, "val/second_attempt_accuracy") - _final(scalars, "val/accuracy")
+        return final_value(scalars, "val/second_attempt_accuracy") - final_value(scalars, "val/accuracy")
     problems = sum(counts.values())
     return (counts["num_fixed"] - counts["num_broken"]) / problems if problems else math.nan
 
@@ -114,16 +115,16 @@ def _share(name: str) -> Callable[[Scalars], float]:
 
 # key -> (our name, SCoRe's name or "", function of one run's scalars)
 ENDPOINTS: dict[str, tuple[str, str, Callable[[Scalars], float]]] = {
-    "final_accuracy": ("held-out accuracy, final", "", lambda s: _final(s, "val/accuracy")),
+    "final_accuracy": ("held-out accuracy, final", "", lambda s: final_value(s, "val/accuracy")),
     "last_quarter_accuracy": ("held-out accuracy, mean of the last quarter", "", last_quarter_mean),
-    "fix_rate": ("fix rate (wrong -> right)", "", lambda s: _final(s, "val/fix_rate")),
-    "retention": ("retention (right -> right)", "", lambda s: _final(s, "val/retention")),
+    "fix_rate": ("fix rate (wrong -> right)", "", lambda s: final_value(s, "val/fix_rate")),
+    "retention": ("retention (right -> right)", "", lambda s: final_value(s, "val/retention")),
     "acc_t1": (
         "first-attempt accuracy of the revised samples",
         "Acc@t1",
-        lambda s: _final(s, "val/first_attempt_accuracy"),
+        lambda s: final_value(s, "val/first_attempt_accuracy"),
     ),
-    "acc_t2": ("second-attempt accuracy", "Acc@t2", lambda s: _final(s, "val/second_attempt_accuracy")),
+    "acc_t2": ("second-attempt accuracy", "Acc@t2", lambda s: final_value(s, "val/second_attempt_accuracy")),
     "delta_t1_t2": ("second minus first attempt", "Delta(t1,t2)", _delta),
     "delta_i_to_c": ("share wrong -> right", "Delta i->c", _share("num_fixed")),
     "delta_c_to_i": ("share right -> wrong", "Delta c->i", _share("num_broken")),
@@ -135,7 +136,7 @@ def pass_at_k_endpoints(scalars_of_runs: Sequence[Scalars]) -> dict[str, tuple[s
     ks = sorted(
         {int(tag.removeprefix("val/pass@")) for s in scalars_of_runs for tag in s if tag.startswith("val/pass@")}
     )
-    return {f"pass@{k}": (f"pass@{k}", "", lambda s, k=k: _final(s, f"val/pass@{k}")) for k in ks if k > 1}
+    return {f"pass@{k}": (f"pass@{k}", "", lambda s, k=k: final_value(s, f"val/pass@{k}")) for k in ks if k > 1}
 
 
 def accuracy_at_cost(scalars: Scalars, axis: str, budget: float, tag: str = "val/accuracy") -> float:
@@ -158,5 +159,7 @@ def final_cost(scalars: Scalars, axis: str) -> float:
 def evaluation_se(scalars: Scalars) -> float:
     """The final validation's binomial standard error (``binomial_se``; nan without its counts)."""
     return binomial_se(
-        _final(scalars, "val/accuracy"), _final(scalars, "val/num_problems"), _final(scalars, "val/samples_per_problem")
+        final_value(scalars, "val/accuracy"),
+        final_value(scalars, "val/num_problems"),
+        final_value(scalars, "val/samples_per_problem"),
     )
