@@ -2,7 +2,7 @@
 
 import torch
 
-from cipo.models.prefix_plan import prefix_starts, reads, resident_hosts, row_hosts
+from cipo.models.prefix_plan import plan_prefix_sharing, prefix_starts, reads, row_hosts
 
 
 def test_prefix_starts_lists_each_prefix_once_per_start_in_order():
@@ -18,14 +18,21 @@ def test_reads_is_everything_but_the_last_real_token():
 
 
 def test_a_row_resides_where_everything_it_reads_starts_a_longer_prompt():
-    # row 0: prompt (1, 2), completion (3, 9=EOS); a correction prompt (1, 2, 3, 8, 8) holds its prompt
-    # and attempt: prefix (1, 2, 3, 8). Row 1 only reads its own prompt's prefix; row 2 reads (1, 2, 4).
-    rows = torch.tensor([[1, 2, 3, 9, 0], [1, 2, 5, 0, 0], [1, 2, 4, 6, 0]])
-    ends, lengths = [4, 3, 4], [2, 2, 2]
-    prefixes = [(1,), (1, 2, 3, 8)]  # row 0's and 1's prompt minus its last token; the correction prompt's
-    assert resident_hosts(rows, ends, lengths, prefixes) == {0: 1, 1: 1}
-    # row 1: its one completion token is scored from position 1, which reads (1, 2): inside prefix 1 too
-    assert resident_hosts(rows, ends, lengths, [(1,), (9, 9, 9)]) == {}
+    # rows 0-2 sample prompt (1, 2). Row 0 is an anchor (attempt 3, EOS 9) and row 3 its revision, whose
+    # prompt (1, 2, 3, 8, 8) holds row 0's prompt and attempt: prefix (1, 2, 3, 8). Row 1's one completion
+    # token is scored from the position that reads (1, 2), inside that prefix too; row 2 reads (1, 2, 4).
+    rows = [[1, 2, 3, 9], [1, 2, 5], [1, 2, 4, 6], [1, 2, 3, 8, 8, 7]]
+    width = max(map(len, rows))
+    input_ids = torch.tensor([row + [0] * (width - len(row)) for row in rows])
+    mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])
+    plan = plan_prefix_sharing(input_ids, mask, torch.tensor([2, 2, 2, 5]))
+    assert plan.resident.tolist() == [True, True, False, False]
+    assert plan.prefix_ids.tolist() == [[1, 0, 0, 0], [1, 2, 3, 8]]
+    assert plan.row_prefix.tolist() == [1, 1, 0, 1]
+    assert plan.processed_tokens == 1 + 4 + 3 + 2  # two prefixes, then rows 2 and 3's continuations
+    # without the revision nothing can hold row 0 or 1: the three share prompt (1, 2) and all run
+    alone = plan_prefix_sharing(input_ids[:3, :4], mask[:3, :4], torch.tensor([2, 2, 2]))
+    assert not alone.resident.any() and alone.row_prefix.tolist() == [0, 0, 0]
 
 
 def test_row_hosts_finds_each_anchors_revisions_over_the_batch():

@@ -76,8 +76,8 @@ def plan_prefix_sharing(input_ids: Tensor, attention_mask: Tensor, prompt_length
     row_prefix = [index.setdefault(tuple(rows[r, : lengths[r]].tolist()), len(index)) for r in range(len(lengths))]
     prompts = list(index)
     resident = [False] * len(lengths)
-    for r, host in resident_hosts(rows, ends, lengths, [p[:-1] for p in prompts]).items():
-        row_prefix[r], resident[r] = host, True
+    for r, host_rows in row_hosts(input_ids, attention_mask, prompt_lengths).items():
+        row_prefix[r], resident[r] = row_prefix[host_rows[0]], True  # the first host's prefix holds it
     used = sorted(set(row_prefix))  # a prompt all of whose rows reside elsewhere is not run
     if len(used) == len(lengths) and not any(resident):
         return None  # nothing shared: the plain forward is as cheap
@@ -116,23 +116,6 @@ def prefix_starts(prefixes: Iterable[tuple[int, ...]]) -> dict[tuple[int, ...], 
 def reads(row: Tensor, end: int) -> tuple[int, ...]:
     """The tokens a row's scored positions read: all but its last real one."""
     return tuple(row[: end - 1].tolist())
-
-
-def resident_hosts(rows: Tensor, ends: list[int], lengths: list[int], prefixes: list[tuple]) -> dict[int, int]:
-    """{row: prefix} for the rows that can reside in another prompt's prefix: all the tokens their
-    scored positions read (the first ``end - 1``) are the start of that prefix.
-
-    ``rows`` (N, T) token ids, ``ends``/``lengths`` each row's real and prompt tokens, ``prefixes``
-    the distinct prompts minus their last token (indexed as ``row_prefix``). The first such prefix wins.
-    """
-    starts = prefix_starts(prefixes)
-    hosts = {}
-    for r, (end, length) in enumerate(zip(ends, lengths, strict=True)):
-        if end - 1 >= length:  # reads past its own prompt's prefix
-            holders = starts.get(reads(rows[r], end))
-            if holders:
-                hosts[r] = holders[0]
-    return hosts
 
 
 def row_hosts(input_ids: Tensor, attention_mask: Tensor, prompt_lengths: Tensor) -> dict[int, list[int]]:
