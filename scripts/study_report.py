@@ -9,7 +9,8 @@ Reads ``<folder>/study.yaml`` (the spec: which configurations to compare) and ev
 spread next to its evaluation's binomial standard error, what the runs cost, and the spec's
 comparisons as differences paired by seed with intervals and p-values (those that exclude zero
 marked); plus the plots ``<task>_*.png``. First come the paper's claims (``--method`` against each of
-``--baselines``), pooled over the tasks (``cipo.reporting.claims``). ``--results-doc docs/results.md``
+``--baselines``), pooled over the tasks (``cipo.reporting.claims``), then the spec's other comparisons
+pooled the same way (``cipo.reporting.pooled``). ``--results-doc docs/results.md``
 also rewrites that file's generated block for this study (``cipo.reporting.generated_block``): the
 header, the claims and each task's final values and main plots, so the document's tables always
 come from the committed CSVs. Incomplete runs are listed and left out
@@ -30,6 +31,7 @@ from cipo.reporting.claims import claim_rows, claims_markdown
 from cipo.reporting.comparison import compute_markdown, noise_markdown, paired_markdown, paired_rows
 from cipo.reporting.generated_block import replace_generated_block
 from cipo.reporting.plots import plot_all
+from cipo.reporting.pooled import comparisons_markdown
 from cipo.reporting.runs import Run
 from cipo.reporting.study import StudySpec, load_spec
 from cipo.reporting.study_results import load_study
@@ -77,11 +79,31 @@ def claims_section(tasks: dict[str, dict[str, list[Run]]], method: str, baseline
     return lines
 
 
+def comparisons_section(
+    tasks: dict[str, dict[str, list[Run]]], pairs: Sequence[tuple[str, str]], method: str, baselines, args
+) -> list[str]:
+    """The spec's other comparisons (ablations, the compute-matched baseline) pooled over the tasks; the
+    claims already hold ``method`` against each baseline."""
+    claimed = {frozenset((method, baseline)) for baseline in baselines}
+    others = [(a, b) for a, b in pairs if frozenset((a, b)) not in claimed]
+    if not others:
+        return []
+    lines = ["## What each other comparison changes", ""]
+    lines += [
+        "The study's remaining comparisons (`study.yaml`), `b - a` paired by seed within each task and pooled "
+        "over the tasks: what an ablation or the extra sequences alone change.",
+        "",
+        comparisons_markdown(tasks, others, args.interval, args.test, args.level),
+    ]
+    return lines
+
+
 def results_doc_block(
-    header: list[str], claims: list[str], tasks: dict[str, dict[str, list[Run]]], doc: Path, out: Path, folder: Path
+    header: list[str], pooled: list[str], tasks: dict[str, dict[str, list[Run]]], doc: Path, out: Path, folder: Path
 ) -> str:
-    """What ``--results-doc`` writes between its markers: the study's header, the claims, each task's final
-    values and its two main plots (linked relative to the document), and a link to the full report."""
+    """What ``--results-doc`` writes between its markers: the study's header, the claims and the other
+    comparisons pooled over the tasks, each task's final values and its two main plots (linked relative
+    to the document), and a link to the full report."""
     report = Path(os.path.relpath(out / "report.md", doc.parent)).as_posix()
     spec = Path(os.path.relpath(folder / SPEC_NAME, doc.parent)).as_posix()
     lines = [
@@ -93,7 +115,7 @@ def results_doc_block(
         f"- **Every table and plot:** [{report}]({report}).",
         "",
     ]
-    lines += ["#" + line if line.startswith("#") else line for line in claims]  # one level down in the document
+    lines += ["#" + line if line.startswith("#") else line for line in pooled]  # one level down in the document
     for task, configs in tasks.items():
         rows = [{k: v for k, v in row.items() if k not in COSTS} for row in table_rows(configs)]
         lines += ["", f"### Task `{task}`: final values (mean ± seed std)", "", markdown_table(rows), ""]
@@ -167,14 +189,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     baselines = [name for name in args.baselines.split(",") if name in spec.configs]
     header = lines[2:]
     claims = claims_section(tasks, args.method, baselines, args) if args.method in spec.configs and baselines else []
-    lines += ["", *claims] if claims else []
+    pooled = [*claims, "", *comparisons_section(tasks, spec.pairs(), args.method, baselines, args)]
+    lines += ["", *pooled]
     for task, configs in tasks.items():
         lines += ["", *task_section(task, configs, spec.pairs(), out, args)]
     if study.skipped:
         lines += ["", "## Left out", "", *(f"- {path.name}: {reason}" for path, reason in study.skipped)]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     if args.results_doc:  # after the plots exist; the document's other text is left as it is
-        block = results_doc_block(header, claims, tasks, args.results_doc, out, folder)
+        block = results_doc_block(header, pooled, tasks, args.results_doc, out, folder)
         text = replace_generated_block(args.results_doc.read_text(), spec.name, block)
         args.results_doc.write_text(text)
         print(f"rewrote the {spec.name} block of {args.results_doc}", file=sys.stderr)

@@ -1,25 +1,12 @@
 """The paper's claims as paired differences: values checked by hand (t quantile 3.182446 for 3 df)."""
 
 import math
-from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
+from fake_study import make_run
 
-from cipo.reporting.claims import Claim, claim_rows, claims_markdown, largest_k, verdict
+from cipo.reporting.claims import Claim, claim_rows, claims_markdown, verdict
 from cipo.reporting.paired import paired_difference
-from cipo.reporting.runs import Run
-
-
-def make_run(seed, accuracy, pass16, counts=(10, 50, 5, 35), pass_ks=(2, 16)):
-    """A run validated at steps 0 and 100 with the given final values; counts = fixed, kept, broken, unfixed."""
-    scalars = {"val/accuracy": {0: 0.1, 100: accuracy}, "val/first_attempt_accuracy": {100: accuracy}}
-    for k in pass_ks:
-        scalars[f"val/pass@{k}"] = {100: pass16 if k == 16 else (accuracy + pass16) / 2}
-    for name, count in zip(("num_fixed", "num_kept", "num_broken", "num_unfixed"), counts, strict=True):
-        scalars[f"val/{name}"] = {100: float(count)}
-    return Run(Path(f"run{seed}"), OmegaConf.create({"seed": seed}), [], scalars, seed=seed)
-
 
 # task -> config -> seed -> (final accuracy, pass@16, counts)
 VALUES = {
@@ -93,16 +80,6 @@ def test_units_pair_within_a_task_only():
     assert rows_by_quantity(study)["held-out accuracy (pass@1)"].verdict == "too few pairs"  # no spread: no interval
 
 
-def test_largest_k_is_the_largest_every_run_logged():
-    assert largest_k([make_run(1, 0.5, 0.8), make_run(2, 0.5, 0.8, pass_ks=(2, 4))]) == 2
-    assert largest_k([make_run(1, 0.5, 0.8, pass_ks=())]) is None
-    quantities = [
-        row.claim.quantity
-        for row in claim_rows({"a": {c: [make_run(1, 0.5, 0.8, pass_ks=())] for c in ("grpo", "cipo")}}, "cipo", "grpo")
-    ]
-    assert not any("pass@" in q and "pass@1)" not in q for q in quantities)  # no pass@k rows without pass@k
-
-
 def test_verdicts():
     claim = Claim("c", "q", lambda s: 0.0, +1)
     worse = paired_difference({1: 0.5, 2: 0.5, 3: 0.5}, {1: 0.4, 2: 0.41, 3: 0.39})
@@ -118,3 +95,11 @@ def test_markdown_bolds_what_excludes_zero_and_names_each_task():
     (first,) = [line for line in table if "(pass@1), final" in line]
     assert "| **+0.040 [+0.011, +0.069], p 0.022, n 4** | supports |" in first
     assert claims_markdown([], "cipo", "grpo_matched") == "(no task has complete runs of both cipo and grpo_matched)"
+
+
+def test_no_pass_at_k_rows_without_pass_at_k():
+    quantities = [
+        row.claim.quantity
+        for row in claim_rows({"a": {c: [make_run(1, 0.5, 0.8, pass_ks=())] for c in ("grpo", "cipo")}}, "cipo", "grpo")
+    ]
+    assert not any("pass@" in q and "pass@1)" not in q for q in quantities)

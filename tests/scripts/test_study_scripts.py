@@ -122,6 +122,11 @@ def test_report_from_the_committed_files_alone(study_report, tmp_path):
     (first,) = [line for line in claims.splitlines() if "(pass@1), final" in line]
     assert "| **+0.065 [+0.001, +0.129], p 0.049, n 2** | supports | **+0.065 [+0.001, +0.129], n 2** |" in first
     assert "### cipo vs grpo_matched" not in claims  # not a configuration of this spec
+    assert "## What each other comparison changes" not in report  # the spec's one comparison is a claim's
+    assert study_report.main([str(results), "--baselines", "none"]) == 0  # no claims: it is a comparison
+    others = (results / "report.md").read_text().split("## What each other comparison changes")[1]
+    assert "| quantity | cipo - grpo |" in others
+    assert "| held-out accuracy, final | **+0.065 [+0.001, +0.129], n 2** |" in others
     doc = tmp_path / "docs" / "results.md"
     doc.parent.mkdir()
     begin, end = markers(load_spec(results / "study.yaml").name)

@@ -23,24 +23,13 @@ non-inferiority row, whose interval says how much harm the data rules out), ``to
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cipo.reporting.endpoints import ENDPOINTS, final_value, last_quarter_mean
-from cipo.reporting.paired import PairedDifference, paired_difference
-from cipo.reporting.runs import Run, Scalars
-
-# task -> configuration -> its runs (one per seed)
-StudyRuns = Mapping[str, Mapping[str, Sequence[Run]]]
-
-
-def largest_k(runs: Sequence[Run]) -> int | None:
-    """The largest k > 1 of ``val/pass@k`` that every one of ``runs`` logged (None if there is none)."""
-    common = None
-    for run in runs:
-        ks = {int(tag.removeprefix("val/pass@")) for tag in run.scalars if tag.startswith("val/pass@")}
-        common = ks if common is None else common & ks
-    return max((k for k in common or () if k > 1), default=None)
+from cipo.reporting.paired import PairedDifference
+from cipo.reporting.pooled import StudyRuns, common_tasks, format_difference, largest_k, pooled_difference
+from cipo.reporting.runs import Scalars
 
 
 def _final(tag: str) -> Callable[[Scalars], float]:
@@ -100,46 +89,19 @@ class ClaimRow:
     verdict: str
 
 
-def _values(study: StudyRuns, config: str, value_of, tasks: Sequence[str]) -> dict[tuple[str, object], float]:
-    return {(task, run.seed): value_of(run.scalars) for task in tasks for run in study[task].get(config, ())}
-
-
 def claim_rows(
     study: StudyRuns, method: str, baseline: str, interval: str = "t", test: str = "t", level: float = 0.95
 ) -> list[ClaimRow]:
     """``method - baseline`` for every claim, pooled over the tasks both ran and per task (empty if none)."""
-    tasks = [task for task, configs in study.items() if configs.get(method) and configs.get(baseline)]
+    tasks = common_tasks(study, baseline, method)
     if not tasks:
         return []
     k = largest_k([run for task in tasks for config in (method, baseline) for run in study[task][config]])
     rows = []
     for claim in claims(k):
-        a, b = _values(study, baseline, claim.value_of, tasks), _values(study, method, claim.value_of, tasks)
-        pooled = paired_difference(a, b, interval, test, level)
-        by_task = {
-            task: paired_difference(
-                {seed: v for (t, seed), v in a.items() if t == task},
-                {seed: v for (t, seed), v in b.items() if t == task},
-                interval,
-                test,
-                level,
-            )
-            for task in tasks
-        }
-        rows.append(ClaimRow(claim, pooled, by_task, verdict(claim, pooled)))
+        difference = pooled_difference(study, baseline, method, claim.value_of, interval, test, level)
+        rows.append(ClaimRow(claim, difference.pooled, difference.by_task, verdict(claim, difference.pooled)))
     return rows
-
-
-def _difference(d: PairedDifference, p: bool = True) -> str:
-    if not d.seeds:
-        return "-"
-    text = f"{d.mean:+.3f}"
-    if not math.isnan(d.low):
-        text += f" [{d.low:+.3f}, {d.high:+.3f}]"
-    if p and not math.isnan(d.p_value):
-        text += f", p {d.p_value:.3f}" if d.p_value >= 0.001 else ", p <0.001"
-    text += f", n {len(d.seeds)}"
-    return f"**{text}**" if d.excludes_zero else text
 
 
 def claims_markdown(rows: Sequence[ClaimRow], method: str, baseline: str, level: float = 0.95) -> str:
@@ -153,9 +115,9 @@ def claims_markdown(rows: Sequence[ClaimRow], method: str, baseline: str, level:
         "|---|---|---|---|" + "---|" * len(tasks),
     ]
     for row in rows:
-        cells = [_difference(row.by_task[task], p=False) for task in tasks]
+        cells = [format_difference(row.by_task[task], p=False) for task in tasks]
         lines.append(
-            f"| {row.claim.claim} | {row.claim.quantity} | {_difference(row.pooled)} | {row.verdict} | "
+            f"| {row.claim.claim} | {row.claim.quantity} | {format_difference(row.pooled)} | {row.verdict} | "
             + " | ".join(cells)
             + " |"
         )
