@@ -17,7 +17,9 @@ folders go to ``logs/study/<name>/<run id>`` (``--logs``). For each selected run
 
 At most ``--parallel`` runs at once (each with num_threads=1 and OMP_NUM_THREADS=1), seed-major,
 so a study stopped half-way has whole seeds to pair. Each run is exported as soon as it ends
-(finished, failed or stopped); its wall and CPU seconds add up over sittings. Ctrl-C or SIGTERM:
+(finished, failed or stopped). Its wall and CPU seconds add up over sittings: each run folder keeps
+a cost ledger (``study_cost.json``) that the runner updates every ``LEDGER_EVERY_S`` while the run
+works, so a runner killed with the machine loses at most that much of a run's cost. Ctrl-C or SIGTERM:
 the running jobs get SIGTERM (each writes a checkpoint and stops), are exported, and the next
 invocation resumes them. Extra arguments are Hydra overrides for every launched run (fresh and
 resumed), e.g. a rollout engine for this machine. Exit status 0 when every selected run is done.
@@ -55,9 +57,16 @@ from cipo.reporting.study import (  # noqa: E402
     run_overrides,
     sequences_per_step,
 )
-from cipo.reporting.study_results import export_run, is_complete, read_meta  # noqa: E402
+from cipo.reporting.study_results import (  # noqa: E402
+    cost_before,
+    export_run,
+    is_complete,
+    read_meta,
+    write_ledger,
+)
 
 POLL_S = 2.0
+LEDGER_EVERY_S = 30.0
 STOP_GRACE_S = 600  # a stopped run finishes its step and writes a checkpoint first
 
 
@@ -118,6 +127,34 @@ class Job:
     process: subprocess.Popen
     started: float
     log: object
+    before: dict[str, float]  # the run's cost before this invocation (cost_before)
+    ledger_written: float = 0.0
+
+    def cost(self, cpu_s: float) -> dict[str, float]:
+        """The run's whole cost with this invocation at ``cpu_s`` CPU seconds so far."""
+        wall_s = time.monotonic() - self.started
+        return {"wall_s": self.before["wall_s"] + wall_s, "cpu_s": self.before["cpu_s"] + cpu_s}
+
+
+def running_cpu_s(pid: int) -> float | None:
+    """CPU seconds of a live process and its reaped children (Linux /proc; None elsewhere or once gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    ticks = sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime (fields 14-17)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def update_ledger(job: Job) -> None:
+    """Record the run's cost so far in its folder (at most every ``LEDGER_EVERY_S``)."""
+    now = time.monotonic()
+    if now - job.ledger_written < LEDGER_EVERY_S or not job.planned.run_dir.is_dir():
+        return
+    cpu_s = running_cpu_s(job.process.pid)
+    if cpu_s is not None:
+        write_ledger(job.planned.run_dir, job.cost(cpu_s))
+        job.ledger_written = now
 
 
 def launch(planned: PlannedRun, argv: list[str], logs: Path) -> Job:
@@ -127,8 +164,9 @@ def launch(planned: PlannedRun, argv: list[str], logs: Path) -> Job:
     log.flush()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])
+    before = cost_before(planned)  # a run killed before its first checkpoint still cost what its ledger says
     process = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    return Job(planned, process, time.monotonic(), log)
+    return Job(planned, process, time.monotonic(), log, before)
 
 
 def reap(job: Job) -> tuple[int, float] | None:
@@ -146,13 +184,18 @@ def reap(job: Job) -> tuple[int, float] | None:
 
 def finish(job: Job, code: int, cpu_s: float, spec: StudySpec, stamp: dict) -> str:
     job.log.close()
-    spent = {"wall_s": time.monotonic() - job.started, "cpu_s": cpu_s}
+    wall_s, cost = time.monotonic() - job.started, job.cost(cpu_s)
+    if job.planned.run_dir.is_dir():
+        write_ledger(job.planned.run_dir, cost)
     try:
-        meta = export_run(job.planned, spec.steps, spent, stamp)
+        meta = export_run(job.planned, spec.steps, cost, stamp)
     except FileNotFoundError as error:
         return f"exit {code}, nothing to export ({error}); see {job.log.name}"
     state = "complete" if meta["complete"] else f"{meta['completed_steps']}/{spec.steps} steps"
-    return f"exit {code}, {state}, {spent['wall_s']:.0f} s wall, {cpu_s:.0f} s CPU -> {job.planned.csv_path}"
+    return (
+        f"exit {code}, {state}, {wall_s:.0f} s wall, {cpu_s:.0f} s CPU this time "
+        f"({cost['wall_s']:.0f} / {cost['cpu_s']:.0f} in all) -> {job.planned.csv_path}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,7 +300,9 @@ def main(argv: list[str] | None = None) -> int:
             running.append(launch(planned, argv, logs))
         for job in list(running):
             ended = reap(job)
-            if ended is not None:
+            if ended is None:
+                update_ledger(job)
+            else:
                 running.remove(job)
                 code, cpu_s = ended
                 failed += code != 0

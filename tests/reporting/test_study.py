@@ -7,7 +7,15 @@ from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
 from cipo.reporting.study import load_spec, plan_runs, sequences_per_step
-from cipo.reporting.study_results import export_run, is_complete, load_study
+from cipo.reporting.study_results import (
+    LEDGER_NAME,
+    cost_before,
+    export_run,
+    is_complete,
+    load_study,
+    read_ledger,
+    write_ledger,
+)
 
 SPEC = """
 name: toy
@@ -111,9 +119,11 @@ def test_export_and_load_back(tmp_path):
     assert (meta["task"], meta["config"], meta["seed"], meta["commit"]) == ("arithmetic", "grpo", 1, "abc")
     assert meta["overrides"] == list(runs[0].overrides) and meta["config_summary"]["data"]["batch_size"] == 16
     assert is_complete(runs[0], 4) and not is_complete(runs[0], 8) and not is_complete(runs[3], 4)
-    # a second sitting on the same run adds its cost
-    export_run(runs[3], spec.steps, {"wall_s": 5.0, "cpu_s": 4.0})
+    # the cost given is the run's whole cost (the runner adds its invocations up, test_run_cost_ledger)
+    export_run(runs[3], spec.steps, {"wall_s": 15.0, "cpu_s": 12.0})
     assert json.loads(runs[3].meta_path.read_text())["wall_s"] == 15.0
+    export_run(runs[3], spec.steps)  # none given (an export only): the recorded cost stays
+    assert json.loads(runs[3].meta_path.read_text())["cpu_s"] == 12.0
 
     study = load_study(tmp_path / "results")
     groups = study.groups()
@@ -127,3 +137,23 @@ def test_export_and_load_back(tmp_path):
     assert len(load_study(tmp_path / "results", keep_incomplete=True).runs) == 4
     with pytest.raises(FileNotFoundError, match="no TensorBoard scalars"):
         export_run(plan_runs(spec, tmp_path / "nothing", tmp_path / "results")[0], 4)
+
+
+def test_run_cost_ledger(tmp_path):
+    """A run's cost before a new invocation: its ledger, else an earlier export's, else zero; a torn or
+    foreign ledger counts as none, and the ledger wins over the export it outlived."""
+    spec = load_spec(write_spec(tmp_path / "results"))
+    planned = plan_runs(spec, tmp_path / "logs", tmp_path / "results")[0]
+    assert cost_before(planned) == {"wall_s": 0.0, "cpu_s": 0.0}
+    fake_run_folder(planned.run_dir, planned.seed, 2)
+    export_run(planned, spec.steps, {"wall_s": 100.0, "cpu_s": 80.0})  # a sitting that stopped cleanly
+    assert cost_before(planned) == {"wall_s": 100.0, "cpu_s": 80.0}
+    write_ledger(planned.run_dir, {"wall_s": 160.0, "cpu_s": 125.04})  # the next one, killed later
+    assert read_ledger(planned.run_dir) == {"wall_s": 160.0, "cpu_s": 125.0}
+    assert cost_before(planned) == {"wall_s": 160.0, "cpu_s": 125.0}
+    assert json.loads(export_run(planned, spec.steps) and planned.meta_path.read_text())["cpu_s"] == 125.0
+    assert not (planned.run_dir / (LEDGER_NAME + ".partial")).exists()
+    (planned.run_dir / LEDGER_NAME).write_text('{"wall_s": 1')  # torn by a crash outside write_ledger
+    assert read_ledger(planned.run_dir) is None and cost_before(planned)["wall_s"] == 160.0
+    (planned.run_dir / LEDGER_NAME).write_text("[1, 2]")
+    assert read_ledger(planned.run_dir) is None

@@ -3,6 +3,7 @@ end-to-end study, runner -> CSVs -> report, with an extension to more steps that
 
 import importlib.util
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from test_study import SPEC, fake_run_folder, write_spec  # noqa: E402
 
 from cipo.reporting.generated_block import markers  # noqa: E402
 from cipo.reporting.study import load_spec, plan_runs  # noqa: E402
-from cipo.reporting.study_results import export_run  # noqa: E402
+from cipo.reporting.study_results import LEDGER_NAME, export_run  # noqa: E402
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
@@ -57,6 +58,28 @@ def test_run_states_and_their_commands(run_study, tmp_path):
     assert run_study.command(fresh, "fresh", 4, train, []) == [
         "cipo-train", *fresh.overrides, f"hydra.run.dir={fresh.run_dir}", "ckpt_path=auto",
     ]  # fmt: skip
+
+
+def test_the_ledger_keeps_a_killed_runners_share(run_study, tmp_path, monkeypatch):
+    """While a run works the runner records its cost so far in the run folder; a runner killed with
+    the machine never exports, and the next invocation starts from that ledger instead of from 0."""
+    assert run_study.running_cpu_s(os.getpid()) > 0 and run_study.running_cpu_s(2**22 + 1) is None
+    spec = load_spec(write_spec(tmp_path / "results"))
+    planned = plan_runs(spec, tmp_path / "logs", tmp_path / "results")[0]
+    fake_run_folder(planned.run_dir, planned.seed, 2)
+    export_run(planned, spec.steps, {"wall_s": 100.0, "cpu_s": 80.0})  # an earlier sitting, stopped cleanly
+    busy = [sys.executable, "-c", "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass"]
+    job = run_study.launch(planned, busy, tmp_path / "logs")
+    assert job.before == {"wall_s": 100.0, "cpu_s": 80.0}
+    monkeypatch.setattr(run_study, "LEDGER_EVERY_S", 0.0)
+    while run_study.running_cpu_s(job.process.pid) is not None and run_study.reap(job) is None:
+        run_study.update_ledger(job)
+        time.sleep(0.05)
+    ledger = json.loads((planned.run_dir / LEDGER_NAME).read_text())
+    assert ledger["wall_s"] > 100.0 and 80.0 < ledger["cpu_s"] <= 80.4  # the share it saw before the end
+    again = run_study.launch(planned, [sys.executable, "-c", "pass"], tmp_path / "logs")
+    again.process.wait()
+    assert again.before == ledger
 
 
 def test_plan_composes_every_pair_and_names_a_bad_one(run_study, tmp_path, capsys):

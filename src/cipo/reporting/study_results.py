@@ -3,9 +3,14 @@
 ``export_run`` turns one run folder (TensorBoard events + ``.hydra/config.yaml``) into
 ``<run id>.csv`` (``cipo.reporting.curves_csv``) and ``<run id>.json``: what ran (task,
 configuration, seed, overrides, the algorithm section and batch size, sequences per step), how
-far it got (``completed_steps``, ``complete``) and what it cost (wall seconds summed over the
-sittings that ran it, the commit, the machine's CPUs and load). ``load_study`` reads a folder
+far it got (``completed_steps``, ``complete``) and what it cost (wall and CPU seconds over every
+sitting that ran it, the commit, the machine's CPUs and load). ``load_study`` reads a folder
 of such pairs back as ``Run`` objects, so the report needs nothing but the committed files.
+
+What a run cost is kept in its run folder while it runs (``study_cost.json``, the cost ledger:
+every earlier invocation's seconds plus the current one's so far), because a sitting can end with
+the runner killed before it exports: the ledger loses at most the runner's last update interval,
+and the next invocation starts from it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,30 @@ from cipo.reporting.runs import Run, read_scalars, select
 from cipo.reporting.study import CSV_SUFFIX, META_SUFFIX, PlannedRun, sequences_per_step
 
 COSTS = ("wall_s", "cpu_s")  # seconds a run took, summed over the sittings that ran it
+LEDGER_NAME = "study_cost.json"
+
+
+def read_ledger(run_dir: Path) -> dict[str, float] | None:
+    """The run's cost so far from its ledger (None when it has none or it is unreadable)."""
+    try:
+        ledger = json.loads((run_dir / LEDGER_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return {key: float(ledger.get(key, 0.0)) for key in COSTS} if isinstance(ledger, dict) else None
+
+
+def write_ledger(run_dir: Path, cost: dict[str, float]) -> None:
+    """Replace the ledger in one rename, so a kill mid-write leaves the previous one."""
+    partial = run_dir / (LEDGER_NAME + ".partial")
+    partial.write_text(json.dumps({key: round(float(cost.get(key, 0.0)), 1) for key in COSTS}) + "\n")
+    os.replace(partial, run_dir / LEDGER_NAME)
+
+
+def cost_before(planned: PlannedRun) -> dict[str, float]:
+    """What the run had cost before a new invocation: its ledger, else what an earlier export recorded
+    (runs from before the ledger existed), else nothing."""
+    meta = read_meta(planned.meta_path) or {}
+    return read_ledger(planned.run_dir) or {key: float(meta.get(key, 0.0)) for key in COSTS}
 
 
 def read_meta(path: Path) -> dict | None:
@@ -52,13 +81,13 @@ def _config_summary(run_dir: Path) -> dict:
 
 
 def export_run(
-    planned: PlannedRun, steps: int, spent: dict[str, float] | None = None, provenance: dict | None = None
+    planned: PlannedRun, steps: int, cost: dict[str, float] | None = None, provenance: dict | None = None
 ) -> dict:
     """Write ``planned``'s CSV and metadata from its run folder; returns the metadata.
 
-    ``spent`` is this sitting's cost of the run (``COSTS``: wall and CPU seconds): each is added to
-    what an earlier export of the same run recorded, so a run resumed across sittings reports
-    its whole cost. ``provenance`` (commit, ...) is recorded as given.
+    ``cost`` is the run's whole cost so far (``COSTS``: wall and CPU seconds over every invocation,
+    ``cost_before`` plus this one's); None keeps what the run's ledger, or else an earlier export,
+    says. ``provenance`` (commit, ...) is recorded as given.
     """
     scalars = read_scalars(planned.run_dir) if planned.run_dir.is_dir() else {}
     if not scalars:
@@ -69,6 +98,7 @@ def export_run(
     validates = bool((config.get("validation") or {}).get("every"))
     finished_validation = not validates or steps in scalars.get("val/accuracy", {})
     previous = read_meta(planned.meta_path) or {}
+    spent = cost if cost is not None else cost_before(planned)
     meta = {
         "task": planned.task,
         "config": planned.config,
@@ -81,7 +111,8 @@ def export_run(
         "sequences_per_step": sequences_per_step(config["data"]["batch_size"], config["algorithm"])
         if config.get("algorithm") and config["data"]["batch_size"]
         else None,
-        **{key: round(previous.get(key, 0.0) + (spent or {}).get(key, 0.0), 1) for key in COSTS},
+        **{key: round(float(spent.get(key, 0.0)), 1) for key in COSTS},
+        **({"cost_note": previous["cost_note"]} if "cost_note" in previous else {}),  # how a cost was repaired
         "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "cpus": os.cpu_count(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
