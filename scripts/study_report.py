@@ -60,9 +60,11 @@ def cost_lines(metas: list[dict]) -> list[str]:
     commits = sorted({m.get("commit", "unknown") for m in metas})
     loads = [m["load_average"][0] for m in metas if m.get("load_average")]
     load = f"; 1-min load average at export {min(loads):.1f}-{max(loads):.1f}" if loads else ""
+    estimated = [f"{m['task']}__{m['config']}__seed{m['seed']}" for m in metas if m.get("cost_note")]
+    partly = f"; partly estimated for {', '.join(estimated)}: see their cost_note" if estimated else ""
     return [
         f"- **Compute used:** {cpu_h:.1f} CPU hours, {wall_h:.1f} run-hours of wall time over {len(metas)} runs "
-        f"(one thread each{load}).",
+        f"(one thread each{load}{partly}).",
         f"- **Code:** commit(s) {', '.join(commits)}.",
     ]
 

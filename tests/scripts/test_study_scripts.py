@@ -137,7 +137,7 @@ def test_report_from_the_committed_files_alone(study_report, tmp_path):
     assert study_report.main([str(results)]) == 0
     report = (results / "report.md").read_text()
     assert "- **Runs:** 4 complete of 4 planned." in report
-    assert "2.0 CPU hours" in report and "commit(s) abc1234" in report
+    assert "2.0 CPU hours" in report and "commit(s) abc1234" in report and "estimated" not in report
     assert report.index("| grpo | 2 |") < report.index("| cipo | 2 |")  # the spec's order
     (final,) = [line for line in report.splitlines() if line.startswith("| held-out accuracy, final |")]
     assert "| 0.450 | 0.515 | **+0.065 [+0.001, +0.129]** |" in final  # d = (+0.06, +0.07): sd 0.00707
@@ -146,7 +146,10 @@ def test_report_from_the_committed_files_alone(study_report, tmp_path):
     assert "| **+0.065 [+0.001, +0.129], p 0.049, n 2** | supports | **+0.065 [+0.001, +0.129], n 2** |" in first
     assert "### cipo vs grpo_matched" not in claims  # not a configuration of this spec
     assert "## What each other comparison changes" not in report  # the spec's one comparison is a claim's
+    repaired = results / "arithmetic__grpo__seed1.json"
+    repaired.write_text(json.dumps({**json.loads(repaired.read_text()), "cost_note": "estimated: ..."}))
     assert study_report.main([str(results), "--baselines", "none"]) == 0  # no claims: it is a comparison
+    assert "partly estimated for arithmetic__grpo__seed1: see their cost_note" in (results / "report.md").read_text()
     others = (results / "report.md").read_text().split("## What each other comparison changes")[1]
     assert "| quantity | cipo - grpo |" in others
     assert "| held-out accuracy, final | **+0.065 [+0.001, +0.129], n 2** |" in others
