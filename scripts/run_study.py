@@ -19,7 +19,7 @@ At most ``--parallel`` runs at once (each with num_threads=1 and OMP_NUM_THREADS
 so a study stopped half-way has whole seeds to pair. Each run is exported as soon as it ends
 (finished, failed or stopped). Its wall and CPU seconds add up over sittings: each run folder keeps
 a cost ledger (``study_cost.json``) that the runner updates every ``LEDGER_EVERY_S`` while the run
-works, so a runner killed with the machine loses at most that much of a run's cost. Ctrl-C or SIGTERM:
+works (psutil), so a runner killed with the machine loses at most that much of a run's cost. Ctrl-C or SIGTERM:
 the running jobs get SIGTERM (each writes a checkpoint and stops), are exported, and the next
 invocation resumes them. Extra arguments are Hydra overrides for every launched run (fresh and
 resumed), e.g. a rollout engine for this machine. Exit status 0 when every selected run is done.
@@ -37,6 +37,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 # This checkout's sources, for the runner and (PYTHONPATH) for every run it starts: a study runs
@@ -137,13 +139,12 @@ class Job:
 
 
 def running_cpu_s(pid: int) -> float | None:
-    """CPU seconds of a live process and its reaped children (Linux /proc; None elsewhere or once gone)."""
+    """CPU seconds of a live process and its reaped children (None once it is gone)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
         return None
-    ticks = sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime (fields 14-17)
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def update_ledger(job: Job) -> None:
