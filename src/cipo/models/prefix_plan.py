@@ -76,7 +76,7 @@ def plan_prefix_sharing(input_ids: Tensor, attention_mask: Tensor, prompt_length
     row_prefix = [index.setdefault(tuple(rows[r, : lengths[r]].tolist()), len(index)) for r in range(len(lengths))]
     prompts = list(index)
     resident = [False] * len(lengths)
-    for r, host_rows in row_hosts(input_ids, attention_mask, prompt_lengths).items():
+    for r, host_rows in _row_hosts(rows, ends, lengths).items():
         row_prefix[r], resident[r] = row_prefix[host_rows[0]], True  # the first host's prefix holds it
     used = sorted(set(row_prefix))  # a prompt all of whose rows reside elsewhere is not run
     if len(used) == len(lengths) and not any(resident):
@@ -121,8 +121,13 @@ def reads(row: Tensor, end: int) -> tuple[int, ...]:
 def row_hosts(input_ids: Tensor, attention_mask: Tensor, prompt_lengths: Tensor) -> dict[int, list[int]]:
     """{row: the rows whose prompt can hold it}, over a whole (N, T) right-padded batch: the rows
     whose prompt minus its last token starts with everything the row's scored positions read."""
-    tokens, lengths = input_ids.cpu(), prompt_lengths.tolist()
     ends = attention_mask.bool().sum(dim=1).tolist()
+    return _row_hosts(input_ids.cpu(), ends, prompt_lengths.tolist())
+
+
+def _row_hosts(tokens: Tensor, ends: list[int], lengths: list[int]) -> dict[int, list[int]]:
+    """``row_hosts`` from (N, T) CPU token ids and each row's real and prompt token counts, which
+    ``plan_prefix_sharing`` has already read off its micro-batch."""
     owners: dict[tuple[int, ...], list[int]] = {}  # each distinct prompt minus its last token -> its rows
     for r, length in enumerate(lengths):
         owners.setdefault(tuple(tokens[r, : length - 1].tolist()), []).append(r)
